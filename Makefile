@@ -1,0 +1,44 @@
+# bulkgen — developer commands. `make help` lists them.
+GO        ?= go
+PG_URL    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+FUZZTIME  ?= 10s
+BIN       ?= bin/bulkgen
+
+.PHONY: help build run test test-unit test-pg fuzz lint bench bench-ingest bench-run
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+build: ## build the binary into bin/ (no cgo)
+	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/bulkgen
+
+run: ## generate the example batch into out/ with the preview engine
+	$(GO) run ./cmd/bulkgen run examples/prompts.csv -o out/
+
+test: lint test-unit test-pg fuzz ## everything CI runs: vet, the suite on SQLite and PostgreSQL, short fuzzing
+
+test-unit: ## the whole suite (SQLite), with the race detector
+	$(GO) test -race -count=1 ./...
+
+test-pg: ## the database-backed packages again on PostgreSQL
+	BULKGEN_TEST_DATABASE_URL='$(PG_URL)' $(GO) test -race -count=1 $$($(GO) list ./internal/store/... ./internal/queue/... ./internal/server/... 2>/dev/null)
+
+fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$t"; $(GO) test $$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
+	  done; \
+	done
+
+lint: ## go vet and gofmt
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+bench: bench-ingest bench-run ## the README's benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+bench-ingest: ## parse+expand+validate+plan speed and memory at 10k, 100k, 1M rows
+	$(GO) run ./cmd/bulkgen bench ingest --rows 10000,100000,1000000
+
+bench-run: ## end-to-end run on the preview engine (latency 200ms, concurrency 16, 2000 images)
+	$(GO) run ./cmd/bulkgen bench run --images 2000 --latency 200ms --concurrency 16

@@ -1,0 +1,68 @@
+package expand
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"strconv"
+)
+
+// MaxSeed is the largest seed bulkgen derives or accepts as an offset base:
+// Stability's documented maximum, the smallest among the providers that take
+// seeds, so one seed means the same thing everywhere.
+const MaxSeed = 4294967294
+
+// DeriveSeed returns a seed in [1, MaxSeed] that depends only on parts, so
+// a re-run of the same input produces the same seeds. Parts are length
+// prefixed before hashing, so ("ab","c") and ("a","bc") differ. Zero is
+// never returned because several providers read seed 0 as "random".
+func DeriveSeed(parts ...string) int64 {
+	h := sha256.New()
+	var n [binary.MaxVarintLen64]byte
+	for _, p := range parts {
+		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
+		h.Write([]byte(p))
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return int64(binary.BigEndian.Uint64(sum[:8])%MaxSeed) + 1
+}
+
+// ImageSeed returns the seed of the image at index (0-based) of a row.
+//
+// With an explicit seed s the images get s, s+1, s+2 … (wrapping from
+// MaxSeed back to 0), the convention of AUTOMATIC1111 and ComfyUI batches,
+// so "seed 42, n 4" reproduces what the user saw there. An explicit seed
+// outside [0, MaxSeed] (a negative "random" marker, or a value validation
+// will refuse) is kept unchanged for every image.
+//
+// Without one, the seed is DeriveSeed(rowKey..., index): stable across
+// re-runs as long as rowKey is. A good rowKey is what identifies the row to
+// the user, for example the source file name and line.
+func ImageSeed(explicit int64, hasExplicit bool, index int, rowKey ...string) int64 {
+	if hasExplicit {
+		if explicit < 0 || explicit > MaxSeed {
+			return explicit
+		}
+		return (explicit + int64(index)) % (MaxSeed + 1)
+	}
+	parts := make([]string, 0, len(rowKey)+1)
+	parts = append(parts, rowKey...)
+	parts = append(parts, "#"+strconv.Itoa(index))
+	return DeriveSeed(parts...)
+}
+
+// choose picks one of n options for the variant or wildcard numbered id
+// under seed. It hashes with SHA-256 like DeriveSeed, so choices are spread
+// evenly and independent between the variants of one template, and it works
+// on a stack buffer so that it does not allocate.
+func choose(seed int64, id uint32, n int) int {
+	if n <= 1 {
+		return 0
+	}
+	var b [13]byte
+	b[0] = 'v' // domain separation from DeriveSeed's input
+	binary.BigEndian.PutUint64(b[1:9], uint64(seed))
+	binary.BigEndian.PutUint32(b[9:13], id)
+	sum := sha256.Sum256(b[:])
+	return int(binary.BigEndian.Uint64(sum[:8]) % uint64(n))
+}

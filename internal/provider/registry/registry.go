@@ -1,0 +1,142 @@
+// Package registry builds the provider adapters that the configuration
+// enables (a key or URL in the environment or config file), together with
+// their rate budgets. It is the one place that knows every adapter.
+package registry
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"bulkgen/internal/catalog"
+	"bulkgen/internal/provider"
+	"bulkgen/internal/provider/preview"
+	"bulkgen/internal/ratelimit"
+)
+
+// Config is what the registry is built from.
+type Config struct {
+	// Getenv reads configuration variables (OPENAI_API_KEY, …).
+	Getenv  func(string) string
+	Catalog *catalog.Catalog
+	// Preview configures the built-in engine.
+	Preview preview.Config
+	// Limits overrides provider rate budgets by provider name.
+	Limits map[string]ratelimit.Limits
+}
+
+// Registry holds the configured providers.
+type Registry struct {
+	providers map[string]provider.Provider
+	missing   map[string]string // provider → why it is not configured
+	cat       *catalog.Catalog
+	limits    *ratelimit.Set
+}
+
+// builder makes one adapter from the environment; ok is false when the
+// provider is not configured (reason says what to set).
+type builder func(getenv func(string) string) (p provider.Provider, ok bool, reason string, err error)
+
+// builders lists every adapter except preview, which is always present.
+var builders = map[string]builder{}
+
+// Build returns the registry for cfg.
+func Build(cfg Config) (*Registry, error) {
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	r := &Registry{providers: map[string]provider.Provider{}, missing: map[string]string{}, cat: cfg.Catalog}
+	pv, err := preview.New(cfg.Preview)
+	if err != nil {
+		return nil, fmt.Errorf("preview engine: %w", err)
+	}
+	r.providers["preview"] = pv
+	for name, b := range builders {
+		p, ok, reason, err := b(getenv)
+		if err != nil {
+			return nil, fmt.Errorf("provider %s: %w", name, err)
+		}
+		if !ok {
+			r.missing[name] = reason
+			continue
+		}
+		r.providers[name] = p
+	}
+	defaults := map[string]ratelimit.Limits{}
+	if cfg.Catalog != nil {
+		for key, b := range cfg.Catalog.RateBudgets() {
+			defaults[key] = ratelimit.Limits{Concurrency: b.Concurrency, RPM: b.RPM}
+		}
+	}
+	for name, l := range cfg.Limits {
+		defaults[name] = l
+	}
+	r.limits = ratelimit.NewSet(defaults)
+	return r, nil
+}
+
+// Get returns the adapter for a provider name, or an Auth-class error
+// saying how to configure it.
+func (r *Registry) Get(name string) (provider.Provider, error) {
+	if p, ok := r.providers[name]; ok {
+		return p, nil
+	}
+	if why, ok := r.missing[name]; ok {
+		return nil, &provider.Error{Class: provider.Auth, Provider: name, Message: "provider is not configured: " + why}
+	}
+	return nil, &provider.Error{Class: provider.Invalid, Provider: name, Message: "unknown provider"}
+}
+
+// Set adds or replaces an adapter (tests and embedding programs).
+func (r *Registry) Set(p provider.Provider) {
+	r.providers[p.Name()] = p
+	delete(r.missing, p.Name())
+}
+
+// Configured lists the configured providers other than preview.
+func (r *Registry) Configured() []string {
+	var names []string
+	for n := range r.providers {
+		if n != "preview" {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// HasHosted reports whether any provider besides preview is configured.
+func (r *Registry) HasHosted() bool { return len(r.Configured()) > 0 }
+
+// Missing returns why each unconfigured provider is unavailable.
+func (r *Registry) Missing() map[string]string { return r.missing }
+
+// Limits returns the shared rate budgets.
+func (r *Registry) Limits() *ratelimit.Set { return r.limits }
+
+// DefaultConcurrency is the provider's concurrency default for a model id,
+// or 4 when unknown.
+func (r *Registry) DefaultConcurrency(modelID string) int {
+	if r.cat == nil {
+		return 4
+	}
+	m, err := r.cat.Lookup(modelID)
+	if err != nil {
+		return 4
+	}
+	if info, ok := r.cat.Provider(m.Provider); ok && info.Concurrency > 0 {
+		return info.Concurrency
+	}
+	return 4
+}
+
+// envFirst returns the first non-empty variable among names.
+func envFirst(getenv func(string) string, names ...string) string {
+	for _, n := range names {
+		if v := strings.TrimSpace(getenv(n)); v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ItemStatus is where one image request is in its life.
+type ItemStatus string
+
+// The item statuses; Succeeded, Failed and Canceled are final.
+const (
+	ItemPending   ItemStatus = "pending"
+	ItemRunning   ItemStatus = "running"
+	ItemSucceeded ItemStatus = "succeeded"
+	ItemFailed    ItemStatus = "failed"
+	ItemCanceled  ItemStatus = "canceled"
+)
+
+// Item is a row of items: one image to make, after template expansion (an
+// input row asking for N images gives N items, Index 1..N).
+type Item struct {
+	ID             int64
+	BatchID        int64
+	WorkspaceID    int64
+	SourceLine     int64 // line of the input file the item came from
+	Index          int64 // 1-based image index within its row
+	Status         ItemStatus
+	Prompt         string
+	NegativePrompt string
+	Model          string
+	Provider       string
+	Width          int64
+	Height         int64
+	AspectRatio    string
+	Quality        string
+	Style          string
+	Format         string
+	Seed           int64
+	HasSeed        bool            // Seed was given (0 is a valid seed)
+	Options        json.RawMessage // provider options ("opt.<name>" columns) as a JSON object
+	Vars           json.RawMessage // the row's template variables as a JSON object
+	Name           string          // output file name relative to the batch folder; unique per batch
+	CostEstimate   int64           // credits reserved for this item
+	Error          string
+	ErrorClass     string
+	Attempts       int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// itemInsertColumns are the columns InsertItems writes, in argument order.
+const itemInsertColumns = `batch_id, workspace_id, source_line, idx, status, prompt, negative_prompt, model, provider,
+	width, height, aspect_ratio, quality, style, format, seed, options, vars, name, cost_estimate,
+	error, error_class, attempts, created_at, updated_at`
+
+const itemInsertColumnCount = 25
+
+const itemColumns = `id, ` + itemInsertColumns
+
+func scanItem(row interface{ Scan(...any) error }) (Item, error) {
+	var it Item
+	var seed sql.NullInt64
+	err := row.Scan(&it.ID, &it.BatchID, &it.WorkspaceID, &it.SourceLine, &it.Index, &it.Status, &it.Prompt,
+		&it.NegativePrompt, &it.Model, &it.Provider, &it.Width, &it.Height, &it.AspectRatio, &it.Quality,
+		&it.Style, &it.Format, &seed, jsonCol{&it.Options}, jsonCol{&it.Vars}, &it.Name, &it.CostEstimate,
+		&it.Error, &it.ErrorClass, &it.Attempts, timeCol{&it.CreatedAt}, timeCol{&it.UpdatedAt})
+	it.Seed, it.HasSeed = seed.Int64, seed.Valid
+	return it, err
+}
+
+// itemArgs returns it's values in itemInsertColumns order.
+func (db *DB) itemArgs(it *Item) []any {
+	var seed any
+	if it.HasSeed {
+		seed = it.Seed
+	}
+	return []any{it.BatchID, it.WorkspaceID, it.SourceLine, it.Index, string(it.Status), it.Prompt,
+		it.NegativePrompt, it.Model, it.Provider, it.Width, it.Height, it.AspectRatio, it.Quality,
+		it.Style, it.Format, seed, jsonArg(it.Options), jsonArg(it.Vars), it.Name, it.CostEstimate,
+		it.Error, it.ErrorClass, it.Attempts, db.timeArg(it.CreatedAt), db.timeArg(it.UpdatedAt)}
+}
+
+// insertItemsChunk is how many rows go in one INSERT: 400 rows × 25
+// columns stays far below SQLite's 32766 and PostgreSQL's 65535 bound
+// parameters.
+const insertItemsChunk = 400
+
+// InsertItems inserts items with multi-row INSERTs, normally inside the
+// caller's transaction that also creates the batch and its jobs. It sets
+// each item's ID, CreatedAt and UpdatedAt (and Status to ItemPending when
+// empty) in place. Two items with the same (BatchID, Name) return
+// ErrConflict.
+func (db *DB) InsertItems(ctx context.Context, q Querier, items []Item) error {
+	now := db.timestamp()
+	for start := 0; start < len(items); start += insertItemsChunk {
+		chunk := items[start:min(start+insertItemsChunk, len(items))]
+		if err := db.insertItemChunk(ctx, q, chunk, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// itemKey identifies an item before it has an id.
+type itemKey struct {
+	batchID int64
+	name    string
+}
+
+func (db *DB) insertItemChunk(ctx context.Context, q Querier, chunk []Item, now time.Time) error {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO items (` + itemInsertColumns + `) VALUES `)
+	row := "(?" + strings.Repeat(", ?", itemInsertColumnCount-1) + ")"
+	args := make([]any, 0, len(chunk)*itemInsertColumnCount)
+	byKey := make(map[itemKey]int, len(chunk))
+	for i := range chunk {
+		it := &chunk[i]
+		if it.Status == "" {
+			it.Status = ItemPending
+		}
+		it.CreatedAt, it.UpdatedAt = now, now
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(row)
+		args = append(args, db.itemArgs(it)...)
+		key := itemKey{it.BatchID, it.Name}
+		if _, dup := byKey[key]; dup {
+			return fmt.Errorf("insert items: batch %d name %q twice: %w", it.BatchID, it.Name, ErrConflict)
+		}
+		byKey[key] = i
+	}
+	// RETURNING gives no promise about row order, so ids are matched back
+	// through the (batch_id, name) key the table keeps unique.
+	sb.WriteString(` RETURNING id, batch_id, name`)
+	rows, err := q.QueryContext(ctx, db.q(sb.String()), args...)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("insert items: %w", ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert items: %w", err)
+	}
+	type idRow struct {
+		id  int64
+		key itemKey
+	}
+	got, err := collect(rows, func(r interface{ Scan(...any) error }) (idRow, error) {
+		var x idRow
+		err := r.Scan(&x.id, &x.key.batchID, &x.key.name)
+		return x, err
+	}, "insert items")
+	if isUniqueViolation(err) {
+		return fmt.Errorf("insert items: %w", ErrConflict)
+	}
+	if err != nil {
+		return err
+	}
+	if len(got) != len(chunk) {
+		return fmt.Errorf("insert items: %d rows returned for %d inserted", len(got), len(chunk))
+	}
+	for _, x := range got {
+		i, ok := byKey[x.key]
+		if !ok {
+			return fmt.Errorf("insert items: unexpected row batch %d name %q", x.key.batchID, x.key.name)
+		}
+		chunk[i].ID = x.id
+	}
+	return nil
+}
+
+// GetItem returns the workspace's item id, or ErrNotFound (also when the
+// item belongs to another workspace).
+func (db *DB) GetItem(ctx context.Context, q Querier, workspaceID, id int64) (Item, error) {
+	return db.getItem(ctx, q, `id = ? AND workspace_id = ?`, id, workspaceID)
+}
+
+// GetItemByID returns item id whatever its workspace. It is for workers,
+// whose job arguments carry only ids; request handlers use GetItem.
+func (db *DB) GetItemByID(ctx context.Context, q Querier, id int64) (Item, error) {
+	return db.getItem(ctx, q, `id = ?`, id)
+}
+
+func (db *DB) getItem(ctx context.Context, q Querier, where string, id int64, more ...any) (Item, error) {
+	it, err := scanItem(q.QueryRowContext(ctx, db.q(`SELECT `+itemColumns+` FROM items WHERE `+where),
+		append([]any{id}, more...)...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Item{}, fmt.Errorf("get item %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Item{}, fmt.Errorf("get item %d: %w", id, err)
+	}
+	return it, nil
+}
+
+// ItemFilter narrows ListItems; zero fields match everything.
+type ItemFilter struct {
+	BatchID int64
+	Status  ItemStatus
+}
+
+// ListItems returns a page of the workspace's items in id order (which is
+// input order within a batch), starting after the id `after` (0 for the
+// first page).
+func (db *DB) ListItems(ctx context.Context, q Querier, workspaceID int64, f ItemFilter, after int64, limit int) ([]Item, error) {
+	where := []string{"workspace_id = ?", "id > ?"}
+	args := []any{workspaceID, after}
+	if f.BatchID != 0 {
+		where = append(where, "batch_id = ?")
+		args = append(args, f.BatchID)
+	}
+	if f.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, string(f.Status))
+	}
+	args = append(args, clampLimit(limit))
+	rows, err := q.QueryContext(ctx, db.q(`SELECT `+itemColumns+` FROM items
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY id LIMIT ?`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list items: %w", err)
+	}
+	return collect(rows, scanItem, "list items")
+}
+
+// ItemUpdate is a status change for UpdateItemStatus.
+type ItemUpdate struct {
+	Status     ItemStatus
+	Error      string // cleared when empty
+	ErrorClass string // cleared when empty
+	// Attempts raises the item's attempt count to this value; a lower value
+	// (a late, re-delivered job) leaves it alone.
+	Attempts int64
+	// From, when not empty, makes the update conditional: it applies only
+	// while the item's current status is one of these. Workers use it so a
+	// re-delivered job cannot move a finished item back to running.
+	From []ItemStatus
+}
+
+// UpdateItemStatus applies u to item id and reports whether a row changed
+// (false for an unknown id or when the From guard did not match).
+func (db *DB) UpdateItemStatus(ctx context.Context, q Querier, id int64, u ItemUpdate) (bool, error) {
+	query := `UPDATE items SET status = ?, error = ?, error_class = ?,
+		attempts = CASE WHEN ? > attempts THEN ? ELSE attempts END, updated_at = ?
+		WHERE id = ?`
+	args := []any{string(u.Status), u.Error, u.ErrorClass, u.Attempts, u.Attempts, db.timeArg(db.timestamp()), id}
+	if len(u.From) > 0 {
+		query += ` AND status IN (?` + strings.Repeat(", ?", len(u.From)-1) + `)`
+		for _, s := range u.From {
+			args = append(args, string(s))
+		}
+	}
+	res, err := q.ExecContext(ctx, db.q(query), args...)
+	if err != nil {
+		return false, fmt.Errorf("update item %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("update item %d: %w", id, err)
+	}
+	return n > 0, nil
+}

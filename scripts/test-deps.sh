@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Makes sure the real services the tests use are present and running.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+# PostgreSQL: the machine provides it; start it if it is down.
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+if command -v pg_isready >/dev/null 2>&1 && pg_isready -h 127.0.0.1 -p 5432 -q; then
+  echo "test-deps: PostgreSQL is up"
+else
+  echo "test-deps: PostgreSQL is not reachable on 127.0.0.1:5432; PostgreSQL tests will fail" >&2
+fi
