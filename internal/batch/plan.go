@@ -5,6 +5,7 @@
 package batch
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"slices"
@@ -57,6 +58,9 @@ type Planner struct {
 	rowCount int
 	defName  *expand.NameTemplate
 	date     string
+	parsed   map[string]*expand.Template
+	keys     []string
+	buf      bytes.Buffer
 }
 
 // Item is one image to generate: everything a provider call, a file name
@@ -78,8 +82,8 @@ type Item struct {
 	Format         string
 	Seed           int64
 	Options        map[string]string
-	// Vars are the row's template variables (and opt.* values), recorded in
-	// the manifest and the image metadata.
+	// Vars are the row's values as read (shared by the row's items; do not
+	// modify). RecordVars gives the part recorded with each image.
 	Vars map[string]string
 	// Name is the file name (relative, no extension) before the batch makes
 	// it unique.
@@ -150,7 +154,8 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 		seed, hasSeed = s, true
 	}
 
-	vars := rowVars(row.Values)
+	// Expansion only reads the variables, so the row's own map serves.
+	vars := row.Values
 	opts := maps.Clone(p.Defaults.Options)
 	for k, v := range row.Values {
 		if name, ok := strings.CutPrefix(k, "opt."); ok && name != "" {
@@ -171,7 +176,7 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 			}
 		}
 		if !row.Literal {
-			t, err := expand.Parse(promptSrc)
+			t, err := p.parse(promptSrc)
 			if err != nil {
 				return prob("prompt", "%v", err)
 			}
@@ -193,7 +198,7 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 	}
 
 	if !hasSeed {
-		seed = expand.DeriveSeed("row", strconv.Itoa(row.Line), promptSrc, negSrc, canonicalVars(vars))
+		seed = expand.DeriveSeed("row", strconv.Itoa(row.Line), promptSrc, negSrc, p.canonicalVars(vars))
 	}
 
 	combos := int64(1)
@@ -253,11 +258,6 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 	if tmpl == nil {
 		prompts = append(prompts, prompt{text: promptSrc})
 	} else {
-		if p.Template != nil {
-			if _, ok := vars["prompt"]; !ok && promptSrc != "" {
-				vars["prompt"] = promptSrc
-			}
-		}
 		err := p.Expander.Expand(tmpl, vars, seed, func(_ int, s string) bool {
 			prompts = append(prompts, prompt{text: s})
 			return true
@@ -292,7 +292,6 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 		resolved = r
 	}
 
-	rv := recordVars(row.Values)
 	idx := 0
 	for c, pr := range prompts {
 		for k := range n {
@@ -314,7 +313,7 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 				Format:         resolved.Format,
 				Seed:           imgSeed,
 				Options:        opts,
-				Vars:           rv,
+				Vars:           row.Values,
 				Price:          resolved.PricePerImage,
 				Warnings:       resolved.Warnings,
 			}
@@ -363,13 +362,20 @@ func sanitizePath(name string) string {
 	return strings.Join(segs, "/")
 }
 
-// recordVars are the values recorded with each image: the variables and
+// recognised are the canonical field names the input package produces.
+var recognised = map[string]bool{
+	input.FieldPrompt: true, input.FieldNegativePrompt: true, input.FieldModel: true, input.FieldSize: true,
+	input.FieldAspectRatio: true, input.FieldQuality: true, input.FieldN: true, input.FieldSeed: true,
+	input.FieldFormat: true, input.FieldStyle: true, input.FieldName: true,
+}
+
+// RecordVars are the values recorded with each image: the variables and
 // provider options, without the recognised fields that the record already
 // carries in their own columns.
-func recordVars(values map[string]string) map[string]string {
+func RecordVars(values map[string]string) map[string]string {
 	var out map[string]string
 	for k, v := range values {
-		if _, ok := input.CanonicalField(k); ok && !strings.HasPrefix(k, "opt.") {
+		if recognised[k] {
 			continue
 		}
 		if out == nil {
@@ -380,25 +386,39 @@ func recordVars(values map[string]string) map[string]string {
 	return out
 }
 
-// rowVars returns the row's variables: every value that is not a recognised
-// field, plus opt.* values. Recognised fields are available too under their
-// canonical names, so that a template can say {model} or {style}.
-func rowVars(values map[string]string) map[string]string {
-	vars := make(map[string]string, len(values))
-	for k, v := range values {
-		vars[k] = v
+// canonicalVars is a stable text form of the row's values, for deriving
+// its seed. The key slice and builder are reused across rows.
+func (p *Planner) canonicalVars(vars map[string]string) string {
+	p.keys = p.keys[:0]
+	for k := range vars {
+		p.keys = append(p.keys, k)
 	}
-	return vars
+	slices.Sort(p.keys)
+	p.buf.Reset()
+	for _, k := range p.keys {
+		p.buf.WriteString(k)
+		p.buf.WriteByte(0)
+		p.buf.WriteString(vars[k])
+		p.buf.WriteByte(0)
+	}
+	return p.buf.String()
 }
 
-func canonicalVars(vars map[string]string) string {
-	keys := slices.Sorted(maps.Keys(vars))
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte(0)
-		b.WriteString(vars[k])
-		b.WriteByte(0)
+// parse parses a row's prompt template, remembering recent ones: a CSV
+// whose prompt column repeats a template (or a few) parses each once.
+func (p *Planner) parse(src string) (*expand.Template, error) {
+	if t, ok := p.parsed[src]; ok {
+		return t, nil
 	}
-	return b.String()
+	t, err := expand.Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	if p.parsed == nil || len(p.parsed) >= maxCachedTemplates {
+		p.parsed = make(map[string]*expand.Template)
+	}
+	p.parsed[src] = t
+	return t, nil
 }
+
+const maxCachedTemplates = 256

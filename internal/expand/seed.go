@@ -16,14 +16,15 @@ const MaxSeed = 4294967294
 // prefixed before hashing, so ("ab","c") and ("a","bc") differ. Zero is
 // never returned because several providers read seed 0 as "random".
 func DeriveSeed(parts ...string) int64 {
-	h := sha256.New()
-	var n [binary.MaxVarintLen64]byte
+	// Hash one buffer built on the stack: this runs once per input row, and
+	// a streaming hash.Hash would allocate for every part.
+	var arr [1024]byte
+	b := arr[:0]
 	for _, p := range parts {
-		h.Write(n[:binary.PutUvarint(n[:], uint64(len(p)))])
-		h.Write([]byte(p))
+		b = binary.AppendUvarint(b, uint64(len(p)))
+		b = append(b, p...)
 	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
+	sum := sha256.Sum256(b)
 	return int64(binary.BigEndian.Uint64(sum[:8])%MaxSeed) + 1
 }
 

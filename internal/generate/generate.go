@@ -15,6 +15,8 @@ import (
 	"image"
 	_ "image/jpeg" // decoders for format conversion
 	_ "image/png"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -190,27 +192,36 @@ func Extension(format string) string {
 // request, so a finished image with that key need not be made again.
 func Key(job Job) string {
 	r := job.Request
-	h := sha256.New()
+	// Length-prefixed fields in one buffer, hashed once: no field can run
+	// into the next, and the hot path of planning allocates little.
+	var arr [512]byte
+	b := arr[:0]
 	field := func(s string) {
-		h.Write([]byte(strconv.Itoa(len(s))))
-		h.Write([]byte{':'})
-		h.Write([]byte(s))
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
 	}
 	field(job.Provider)
 	field(job.RemoteModel)
 	field(job.Record.Model)
 	field(r.Prompt)
 	field(r.NegativePrompt)
-	field(strconv.Itoa(r.Width))
-	field(strconv.Itoa(r.Height))
+	b = strconv.AppendInt(b, int64(r.Width), 10)
+	b = append(b, 'x')
+	b = strconv.AppendInt(b, int64(r.Height), 10)
+	b = append(b, ';')
 	field(r.AspectRatio)
 	field(r.Quality)
 	field(r.Style)
 	field(r.Format)
-	field(strconv.FormatInt(r.Seed, 10))
-	for _, k := range sortedKeys(r.Options) {
-		field(k)
-		field(r.Options[k])
+	b = strconv.AppendInt(b, r.Seed, 10)
+	b = append(b, ';')
+	if len(r.Options) > 0 {
+		for _, k := range slices.Sorted(maps.Keys(r.Options)) {
+			field(k)
+			field(r.Options[k])
+		}
 	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }

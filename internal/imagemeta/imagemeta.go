@@ -19,8 +19,13 @@
 //   - WebP: the same XMP packet in an "XMP " chunk, with a VP8X header
 //     announcing it (added if the file had the simple format).
 //
+// XMP cannot carry most C0 control characters; they become U+FFFD there.
+// PNG text keeps every character.
+//
 // Read is meant for untrusted files: it never panics and never allocates
-// more than about twice the input based on a length field it read.
+// more than about twice the input based on a length field it read. The one
+// exception is compressed PNG text (zTXt, compressed iTXt, which other tools
+// write), whose inflated size is capped at 4 MiB.
 package imagemeta
 
 import (
@@ -62,8 +67,9 @@ func Format(data []byte) string {
 
 // Embed returns a copy of data, an encoded image in format ("png", "jpeg"
 // or "webp"; empty means detect it), with p and record written into it.
-// Metadata bulkgen wrote before (or an existing A1111 "parameters" chunk) is
-// replaced, so embedding twice leaves one copy. The pixels are untouched.
+// What a previous Embed wrote is replaced, so embedding twice leaves one
+// copy; so is an A1111 "parameters" PNG chunk and, in JPEG and WebP, any
+// XMP packet already there (a file holds one). The pixels are untouched.
 func Embed(data []byte, format string, p Parameters, record []byte) ([]byte, error) {
 	got := Format(data)
 	if got == "" || (format != "" && format != got) {

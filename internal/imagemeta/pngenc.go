@@ -52,22 +52,24 @@ func encodeOpaqueRGBA(w io.Writer, m *image.RGBA) error {
 		for i, j := 0, 0; i < len(src); i, j = i+4, j+3 {
 			cur[j], cur[j+1], cur[j+2] = src[i], src[i+1], src[i+2]
 		}
-		sub, up := st.sub, st.up
-		sub[0], up[0] = filterSub, filterUp
+		st.sub[0], st.up[0] = filterSub, filterUp
+		sub, up, prev := st.sub[1:1+rowLen], st.up[1:1+rowLen], st.prev[:rowLen]
 		costSub, costUp := 0, 0
-		for i := range rowLen {
-			var left byte
-			if i >= 3 {
-				left = cur[i-3]
-			}
-			s, u := cur[i]-left, cur[i]-st.prev[i]
-			sub[1+i], up[1+i] = s, u
-			costSub += absSigned(s)
-			costUp += absSigned(u)
+		for i := 0; i < 3; i++ { // no pixel to the left
+			sub[i], up[i] = cur[i], cur[i]-prev[i]
+			costSub += absSigned(sub[i])
+			costUp += absSigned(up[i])
 		}
-		row := sub
+		for i := 3; i < rowLen; i++ {
+			c := cur[i]
+			sv, uv := c-cur[i-3], c-prev[i]
+			sub[i], up[i] = sv, uv
+			costSub += absSigned(sv)
+			costUp += absSigned(uv)
+		}
+		row := st.sub
 		if costUp < costSub {
-			row = up
+			row = st.up
 		}
 		if _, err := st.zw.Write(row); err != nil {
 			return fmt.Errorf("compress png rows: %w", err)
@@ -101,10 +103,9 @@ func encodeOpaqueRGBA(w io.Writer, m *image.RGBA) error {
 // absSigned is |b| reading b as a signed byte: the usual PNG filter
 // heuristic, small residuals either side of zero compress well.
 func absSigned(b byte) int {
-	if b >= 128 {
-		return 256 - int(b)
-	}
-	return int(b)
+	x := int(int8(b))
+	m := x >> 63
+	return (x ^ m) - m
 }
 
 func resize(b []byte, n int) []byte {

@@ -279,6 +279,7 @@ func plan(ctx context.Context, cfg Config, st *runstate.State, sum *Summary) err
 		job := JobFor(it)
 		key := generate.Key(job)
 		job.Record.ImageFile = "" // set once the name is claimed
+		job.Record.Vars = batch.RecordVars(it.Vars)
 		b, err := json.Marshal(job)
 		if err != nil {
 			return fmt.Errorf("encode job: %w", err)
@@ -322,7 +323,9 @@ type result struct {
 
 func execute(soft, hard context.Context, cfg Config, st *runstate.State, root *os.Root, sum *Summary) error {
 	work := make(chan result)
-	results := make(chan result)
+	// Buffered so a worker hands its result over and takes the next image
+	// at once, while the collector records finished images in groups.
+	results := make(chan result, 2*cfg.Concurrency)
 	var wg sync.WaitGroup
 	for range cfg.Concurrency {
 		wg.Add(1)
@@ -380,44 +383,33 @@ func execute(soft, hard context.Context, cfg Config, st *runstate.State, root *o
 
 	cfg.Progress.Start(sum.Images)
 	var firstErr error
+	var outs []runstate.Outcome
 	for r := range results {
-		switch {
-		case r.cached:
-			sum.Cached++
-			sum.Succeeded++
-			cfg.Progress.Done(r.file, true, "")
-			continue
-		case r.err != nil && (errors.Is(r.err, context.Canceled) || soft.Err() != nil && provider.ClassOf(r.err) == provider.Retryable):
-			// Interrupted before it could finish: stays pending for the
-			// next run.
-			sum.Pending++
-			continue
-		case r.err != nil:
-			sum.Failed++
-			rec := r.job.Record
-			rec.Status = manifest.StatusFailed
-			rec.Error = r.err.Error()
-			rec.ErrorClass = string(provider.ClassOf(r.err))
-			rec.Attempts = r.tries
-			rec.Cost = 0
-			r.job.Record = rec
-			b, _ := json.Marshal(r.job)
-			if err := st.Finish(context.WithoutCancel(hard), r.row.Key, manifest.StatusFailed, "", "", b); err != nil && firstErr == nil {
+		// Take whatever else has finished too, and record it all in one
+		// transaction.
+		group := []result{r}
+	drain:
+		for len(group) < 256 {
+			select {
+			case more, ok := <-results:
+				if !ok {
+					break drain
+				}
+				group = append(group, more)
+			default:
+				break drain
+			}
+		}
+		outs = outs[:0]
+		for _, r := range group {
+			if o, ok := account(soft, r, sum, cfg.Progress); ok {
+				outs = append(outs, o)
+			}
+		}
+		if len(outs) > 0 {
+			if err := st.Finish(context.WithoutCancel(hard), outs...); err != nil && firstErr == nil {
 				firstErr = err
 			}
-			cfg.Progress.Done(r.file, false, rec.Error)
-		default:
-			sum.Succeeded++
-			rec := r.out.Record
-			rec.ImageFile = r.file
-			rec.Attempts = r.tries
-			sum.Cost += rec.Cost
-			r.job.Record = rec
-			b, _ := json.Marshal(r.job)
-			if err := st.Finish(context.WithoutCancel(hard), r.row.Key, manifest.StatusSucceeded, r.file, r.out.SHA256, b); err != nil && firstErr == nil {
-				firstErr = err
-			}
-			cfg.Progress.Done(r.file, true, "")
 		}
 	}
 	if err := <-feedErr; err != nil && firstErr == nil {
@@ -429,6 +421,43 @@ func execute(soft, hard context.Context, cfg Config, st *runstate.State, root *o
 	}
 	cfg.Progress.Finish()
 	return firstErr
+}
+
+// account counts one result and returns the state update it needs, if any.
+func account(soft context.Context, r result, sum *Summary, progress Reporter) (runstate.Outcome, bool) {
+	switch {
+	case r.cached:
+		sum.Cached++
+		sum.Succeeded++
+		progress.Done(r.file, true, "")
+		return runstate.Outcome{}, false
+	case r.err != nil && (errors.Is(r.err, context.Canceled) || soft.Err() != nil && provider.ClassOf(r.err) == provider.Retryable):
+		// Interrupted before it could finish: stays pending for the next run.
+		sum.Pending++
+		return runstate.Outcome{}, false
+	case r.err != nil:
+		sum.Failed++
+		rec := r.job.Record
+		rec.Status = manifest.StatusFailed
+		rec.Error = r.err.Error()
+		rec.ErrorClass = string(provider.ClassOf(r.err))
+		rec.Attempts = r.tries
+		rec.Cost = 0
+		r.job.Record = rec
+		b, _ := json.Marshal(r.job) // a Job always encodes
+		progress.Done(r.file, false, rec.Error)
+		return runstate.Outcome{Key: r.row.Key, Status: manifest.StatusFailed, Record: b}, true
+	default:
+		sum.Succeeded++
+		rec := r.out.Record
+		rec.ImageFile = r.file
+		rec.Attempts = r.tries
+		sum.Cost += rec.Cost
+		r.job.Record = rec
+		b, _ := json.Marshal(r.job)
+		progress.Done(r.file, true, "")
+		return runstate.Outcome{Key: r.row.Key, Status: manifest.StatusSucceeded, File: r.file, SHA256: r.out.SHA256, Record: b}, true
+	}
 }
 
 // generateOne makes one image with retries and writes it.
@@ -469,7 +498,11 @@ func backoff(base, limit time.Duration, attempt int) time.Duration {
 }
 
 // writeFile writes data to name inside root atomically: a temporary file in
-// the same folder, synced, then renamed over the final name.
+// the same folder, renamed over the final name, so a reader (or a crash)
+// never sees half a file under the final name. It does not fsync: after a
+// power loss the resume check hashes every recorded file and remakes any
+// that did not reach the disk, and an fsync per image would hold a worker
+// slot for the disk's flush time and cut throughput.
 func writeFile(root *os.Root, name string, data []byte) error {
 	if dir := path.Dir(name); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
@@ -482,9 +515,6 @@ func writeFile(root *os.Root, name string, data []byte) error {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -191,11 +191,28 @@ func (s *State) Page(ctx context.Context, after int64, limit int) ([]Row, error)
 	return out, rows.Err()
 }
 
-// Finish records the outcome of one image.
-func (s *State) Finish(ctx context.Context, key, status, file, sha string, record []byte) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE images SET status = ?, file = ?, sha256 = ?, record = ? WHERE key = ?`, status, file, sha, string(record), key)
+// Outcome is the result of one image, for Finish.
+type Outcome struct {
+	Key, Status, File, SHA256 string
+	Record                    []byte
+}
+
+// Finish records outcomes in one transaction: the runner hands over
+// whatever finished since its last call, so a fast batch commits in groups.
+func (s *State) Finish(ctx context.Context, outs ...Outcome) error {
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("record %s: %w", key, err)
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, o := range outs {
+		if _, err := tx.ExecContext(ctx, `UPDATE images SET status = ?, file = ?, sha256 = ?, record = ? WHERE key = ?`,
+			o.Status, o.File, o.SHA256, string(o.Record), o.Key); err != nil {
+			return fmt.Errorf("record %s: %w", o.Key, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
 	}
 	return nil
 }

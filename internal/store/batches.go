@@ -109,6 +109,10 @@ func (db *DB) GetBatch(ctx context.Context, q Querier, workspaceID, id int64) (B
 type BatchFilter struct {
 	ProjectID int64
 	Status    BatchStatus
+	// CreatedAfter and CreatedBefore bound created_at (exclusive); the
+	// zero time leaves that side open.
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
 }
 
 // ListBatches returns a page of the workspace's batches, newest first. after
@@ -124,6 +128,14 @@ func (db *DB) ListBatches(ctx context.Context, q Querier, workspaceID int64, f B
 	if f.Status != "" {
 		where = append(where, "status = ?")
 		args = append(args, string(f.Status))
+	}
+	if !f.CreatedAfter.IsZero() {
+		where = append(where, "created_at > ?")
+		args = append(args, db.timeArg(f.CreatedAfter))
+	}
+	if !f.CreatedBefore.IsZero() {
+		where = append(where, "created_at < ?")
+		args = append(args, db.timeArg(f.CreatedBefore))
 	}
 	if after > 0 {
 		where = append(where, "id < ?")
@@ -169,4 +181,11 @@ func (db *DB) RecountBatch(ctx context.Context, q Querier, id int64) error {
 		cost_spent      = (SELECT CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM images WHERE batch_id = ?)
 		WHERE id = ?`), id, id, id, id, id)
 	return checkUpdated(res, err, "recount batch", id)
+}
+
+// SetBatchTotals records a batch's item count and cost estimate once its
+// items are written (in the same transaction that created it).
+func (db *DB) SetBatchTotals(ctx context.Context, q Querier, id, total, estimate int64) error {
+	res, err := q.ExecContext(ctx, db.q(`UPDATE batches SET total_count = ?, cost_estimate = ? WHERE id = ?`), total, estimate, id)
+	return checkUpdated(res, err, "set batch totals", id)
 }

@@ -50,16 +50,19 @@ type Item struct {
 	Error          string
 	ErrorClass     string
 	Attempts       int64
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// ParentImageID is the image this item regenerates (0 for an item
+	// planned from input); the worker copies it into images.parent_id.
+	ParentImageID int64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 }
 
 // itemInsertColumns are the columns InsertItems writes, in argument order.
 const itemInsertColumns = `batch_id, workspace_id, source_line, idx, status, prompt, negative_prompt, model, provider,
 	width, height, aspect_ratio, quality, style, format, seed, options, vars, name, cost_estimate,
-	error, error_class, attempts, created_at, updated_at`
+	error, error_class, attempts, parent_image_id, created_at, updated_at`
 
-const itemInsertColumnCount = 25
+const itemInsertColumnCount = 26
 
 const itemColumns = `id, ` + itemInsertColumns
 
@@ -69,7 +72,7 @@ func scanItem(row interface{ Scan(...any) error }) (Item, error) {
 	err := row.Scan(&it.ID, &it.BatchID, &it.WorkspaceID, &it.SourceLine, &it.Index, &it.Status, &it.Prompt,
 		&it.NegativePrompt, &it.Model, &it.Provider, &it.Width, &it.Height, &it.AspectRatio, &it.Quality,
 		&it.Style, &it.Format, &seed, jsonCol{&it.Options}, jsonCol{&it.Vars}, &it.Name, &it.CostEstimate,
-		&it.Error, &it.ErrorClass, &it.Attempts, timeCol{&it.CreatedAt}, timeCol{&it.UpdatedAt})
+		&it.Error, &it.ErrorClass, &it.Attempts, intCol{&it.ParentImageID}, timeCol{&it.CreatedAt}, timeCol{&it.UpdatedAt})
 	it.Seed, it.HasSeed = seed.Int64, seed.Valid
 	return it, err
 }
@@ -83,10 +86,10 @@ func (db *DB) itemArgs(it *Item) []any {
 	return []any{it.BatchID, it.WorkspaceID, it.SourceLine, it.Index, string(it.Status), it.Prompt,
 		it.NegativePrompt, it.Model, it.Provider, it.Width, it.Height, it.AspectRatio, it.Quality,
 		it.Style, it.Format, seed, jsonArg(it.Options), jsonArg(it.Vars), it.Name, it.CostEstimate,
-		it.Error, it.ErrorClass, it.Attempts, db.timeArg(it.CreatedAt), db.timeArg(it.UpdatedAt)}
+		it.Error, it.ErrorClass, it.Attempts, nullInt64(it.ParentImageID), db.timeArg(it.CreatedAt), db.timeArg(it.UpdatedAt)}
 }
 
-// insertItemsChunk is how many rows go in one INSERT: 400 rows × 25
+// insertItemsChunk is how many rows go in one INSERT: 400 rows × 26
 // columns stays far below SQLite's 32766 and PostgreSQL's 65535 bound
 // parameters.
 const insertItemsChunk = 400

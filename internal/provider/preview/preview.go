@@ -32,7 +32,9 @@ const Name = "preview"
 
 // Limits of a request.
 const (
+	// MinSize is the smallest width or height the engine draws.
 	MinSize = 8
+	// MaxSize is the largest width or height the engine draws.
 	MaxSize = 4096
 	// MaxCount is the most images one call may ask for.
 	MaxCount = 16
@@ -221,11 +223,11 @@ func (e *Engine) Generate(ctx context.Context, req provider.Request) (provider.R
 	}
 	e.mu.Unlock()
 
-	if err := sleep(ctx, wait); err != nil {
-		return provider.Result{}, err
-	}
 	reqID := requestID(req.Prompt, seed, w, h, format, count)
 	if fail {
+		if err := sleep(ctx, wait); err != nil {
+			return provider.Result{}, err
+		}
 		return provider.Result{}, &provider.Error{
 			Class: provider.Retryable, Provider: Name, Status: 503, Code: "simulated_failure",
 			Message:   fmt.Sprintf("simulated failure (failure_rate %g)", sim.failureRate),
@@ -233,6 +235,8 @@ func (e *Engine) Generate(ctx context.Context, req provider.Request) (provider.R
 		}
 	}
 
+	// The latency is the whole call's, as with a real provider whose answer
+	// includes its rendering time: draw first, then wait out the rest.
 	res := provider.Result{RequestID: reqID, Preview: true}
 	for i := range count {
 		if err := ctx.Err(); err != nil {
@@ -246,6 +250,9 @@ func (e *Engine) Generate(ctx context.Context, req provider.Request) (provider.R
 		res.Images = append(res.Images, provider.Image{
 			Data: data, Format: format, Width: w, Height: h, Seed: s, HasSeed: true,
 		})
+	}
+	if err := sleep(ctx, wait-time.Since(start)); err != nil {
+		return provider.Result{}, err
 	}
 	res.Latency = time.Since(start)
 	return res, nil

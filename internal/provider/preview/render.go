@@ -217,6 +217,18 @@ func fillGradient(img *image.RGBA, y0, y1 int, c0, c1 rgb, slant float64) {
 	for y := y0; y < y1; y++ {
 		row := img.Pix[y*img.Stride : y*img.Stride+4*w]
 		t := off + (y-y0)*dty
+		if dtx == 0 && w > 0 {
+			// A level row is one colour: set a pixel, then double it.
+			f := int32(min(max(t>>8, 0), 256))
+			row[0] = uint8(int32(c0.r) + (int32(c1.r)-int32(c0.r))*f>>8)
+			row[1] = uint8(int32(c0.g) + (int32(c1.g)-int32(c0.g))*f>>8)
+			row[2] = uint8(int32(c0.b) + (int32(c1.b)-int32(c0.b))*f>>8)
+			row[3] = 0xff
+			for n := 4; n < len(row); n *= 2 {
+				copy(row[n:], row[:n])
+			}
+			continue
+		}
 		for x := 0; x < w; x++ {
 			f := int32(min(max(t>>8, 0), 256))
 			row[4*x+0] = uint8(int32(c0.r) + (int32(c1.r)-int32(c0.r))*f>>8)

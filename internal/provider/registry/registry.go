@@ -116,19 +116,20 @@ func (r *Registry) Missing() map[string]string { return r.missing }
 func (r *Registry) Limits() *ratelimit.Set { return r.limits }
 
 // DefaultConcurrency is the provider's concurrency default for a model id,
-// or 4 when unknown.
+// or 8 when the provider sets none (the preview engine) or is unknown.
 func (r *Registry) DefaultConcurrency(modelID string) int {
+	const fallback = 8
 	if r.cat == nil {
-		return 4
+		return fallback
 	}
 	m, err := r.cat.Lookup(modelID)
 	if err != nil {
-		return 4
+		return fallback
 	}
 	if info, ok := r.cat.Provider(m.Provider); ok && info.Concurrency > 0 {
 		return info.Concurrency
 	}
-	return 4
+	return fallback
 }
 
 // envFirst returns the first non-empty variable among names.

@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,9 +36,11 @@ func New(tb testing.TB) *store.DB {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	dsn := filepath.Join(tb.TempDir(), "bulkgen.db")
+	var dsn string
 	if admin := os.Getenv(EnvDatabaseURL); admin != "" {
 		dsn = createDatabase(tb, ctx, admin)
+	} else {
+		dsn = copySQLiteTemplate(tb)
 	}
 	db, err := store.Open(ctx, dsn, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -47,10 +51,53 @@ func New(tb testing.TB) *store.DB {
 			tb.Errorf("close test database: %v", err)
 		}
 	})
+	// Already migrated on SQLite; this checks that Migrate sees nothing to
+	// do there, and does the work on PostgreSQL.
 	if err := db.Migrate(ctx); err != nil {
 		tb.Fatalf("migrate test database: %v", err)
 	}
 	return db
+}
+
+// sqliteTemplate is one migrated SQLite database file per test process.
+// Migrating River's tables costs about a second under -race, so each test
+// gets a copy of these bytes instead of migrating from scratch.
+var sqliteTemplate = sync.OnceValues(func() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "bulkgen-storetest-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(dir, "template.db"), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	// VACUUM INTO writes a consistent single-file copy, WAL included.
+	snapshot := filepath.Join(dir, "snapshot.db")
+	if _, err := db.Writer().ExecContext(ctx, `VACUUM INTO '`+strings.ReplaceAll(snapshot, "'", "''")+`'`); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(snapshot)
+})
+
+// copySQLiteTemplate writes a migrated database into tb's temp folder and
+// returns its path.
+func copySQLiteTemplate(tb testing.TB) string {
+	tb.Helper()
+	data, err := sqliteTemplate()
+	if err != nil {
+		tb.Fatalf("build migrated sqlite template: %v", err)
+	}
+	path := filepath.Join(tb.TempDir(), "bulkgen.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		tb.Fatalf("write test database: %v", err)
+	}
+	return path
 }
 
 // Dialect reports which database New will use, so a test can skip what one

@@ -12,9 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -299,12 +296,24 @@ func (s *Server) handleTxt2img(w http.ResponseWriter, r *http.Request) {
 	}
 	var images []string
 	first := 0
+	add := func(w, h int, seed int64) error {
+		w, h = providertest.Fit(w, h, maxImageSide)
+		data, err := providertest.TestImage(w, h, "png", seed)
+		images = append(images, base64.StdEncoding.EncodeToString(data))
+		return err
+	}
 	if s.opt.Grid && n > 1 {
-		images = append(images, makePNG(width*2, height, -1))
+		if err := add(width*2, height, -1); err != nil {
+			writeHandled(w, http.StatusInternalServerError, "RuntimeError", err.Error(), "")
+			return
+		}
 		first = 1
 	}
 	for i := range n {
-		images = append(images, makePNG(width, height, seeds[i]))
+		if err := add(width, height, seeds[i]); err != nil {
+			writeHandled(w, http.StatusInternalServerError, "RuntimeError", err.Error(), "")
+			return
+		}
 	}
 	infotexts := make([]string, n)
 	for i := range infotexts {
@@ -398,34 +407,6 @@ func (s *Server) handleSamplers(w http.ResponseWriter, r *http.Request) {
 		out = append(out, map[string]any{"name": name, "aliases": []string{}, "options": map[string]any{}})
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// makePNG returns a base64 PNG of w×h (fitted to maxImageSide), drawn as a
-// paletted image in bands, which PNG encodes fast.
-func makePNG(w, h int, seed int64) string {
-	if w > maxImageSide || h > maxImageSide {
-		if w >= h {
-			w, h = maxImageSide, max(1, h*maxImageSide/w)
-		} else {
-			w, h = max(1, w*maxImageSide/h), maxImageSide
-		}
-	}
-	pal := make(color.Palette, 256)
-	for i := range pal {
-		pal[i] = color.RGBA{R: uint8(seed), G: 90, B: uint8(i), A: 255}
-	}
-	img := image.NewPaletted(image.Rect(0, 0, w, h), pal)
-	for y := range h {
-		row := img.Pix[y*img.Stride : y*img.Stride+w]
-		v := uint8(y / 32 * 32 * 255 / h)
-		for x := range row {
-			row[x] = v
-		}
-	}
-	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	_ = enc.Encode(&buf, img)
-	return base64.StdEncoding.EncodeToString(buf.Bytes())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -7,15 +7,10 @@
 package bfltest
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -382,7 +377,7 @@ func parseTask(model string, in map[string]any) (*task, []any) {
 		if m == nil || rw == 0 || rh == 0 || rw/rh > 21.0/9 || rh/rw > 21.0/9 {
 			add("aspect_ratio", "Aspect ratio must be between 21:9 and 9:21", "value_error", ar)
 		} else {
-			t.width, t.height = fit(int(rw*1000), int(rh*1000))
+			t.width, t.height = providertest.Fit(int(rw*1000), int(rh*1000), maxImageSide)
 		}
 	default:
 		mult, lo, hi := 32, 256, 1440
@@ -427,18 +422,6 @@ func parseTask(model string, in map[string]any) (*task, []any) {
 
 func problem(loc []any, msg, typ string, input any) map[string]any {
 	return map[string]any{"loc": loc, "msg": msg, "type": typ, "input": input}
-}
-
-// fit scales w×h down to at most maxImageSide on the long side, keeping
-// the ratio, so that the fake stays fast.
-func fit(w, h int) (int, int) {
-	if w <= maxImageSide && h <= maxImageSide {
-		return w, h
-	}
-	if w >= h {
-		return maxImageSide, max(1, h*maxImageSide/w)
-	}
-	return max(1, w*maxImageSide/h), maxImageSide
 }
 
 // handleResult serves GET /v1/get_result?id=.
@@ -513,14 +496,20 @@ func (s *Server) handleSample(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	var err error
 	if t.file == nil {
-		t.file = makeImage(t.width, t.height, t.seed, t.format)
-		if pad := s.opt.SampleBytes - len(t.file); pad > 0 {
+		fw, fh := providertest.Fit(t.width, t.height, maxImageSide)
+		t.file, err = providertest.TestImage(fw, fh, t.format, t.seed)
+		if pad := s.opt.SampleBytes - len(t.file); pad > 0 && err == nil {
 			t.file = append(t.file, make([]byte, pad)...)
 		}
 	}
 	file := t.file
 	s.mu.Unlock()
+	if err != nil {
+		http.Error(w, "InternalError: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "image/"+t.format)
 	w.Header().Set("Content-Length", strconv.Itoa(len(file)))
 	_, _ = w.Write(file)
@@ -534,46 +523,6 @@ func (s *Server) readyTask(id, sig string) (*task, bool) {
 		return nil, false
 	}
 	return t, true
-}
-
-// makeImage draws a small deterministic picture of w×h (fitted to
-// maxImageSide) in format "png" or "jpeg".
-func makeImage(w, h int, seed int64, format string) []byte {
-	w, h = fit(w, h)
-	// Bands of one colour each, in the image types the encoders have fast
-	// paths for (paletted PNG: one byte per pixel, no filtering; RGBA JPEG),
-	// which keeps the fake fast under the race detector.
-	var buf bytes.Buffer
-	if format == "png" {
-		pal := make(color.Palette, 256)
-		for i := range pal {
-			pal[i] = color.RGBA{R: uint8(i), G: uint8(seed), B: 128, A: 255}
-		}
-		img := image.NewPaletted(image.Rect(0, 0, w, h), pal)
-		for y := range h {
-			row := img.Pix[y*img.Stride : y*img.Stride+w]
-			v := uint8(y / 32 * 32 * 255 / h)
-			for x := range row {
-				row[x] = v
-			}
-		}
-		enc := png.Encoder{CompressionLevel: png.BestSpeed}
-		_ = enc.Encode(&buf, img)
-		return buf.Bytes()
-	}
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	row := make([]byte, 4*w)
-	for y := range h {
-		if y%32 == 0 {
-			c := []byte{uint8(y * 255 / h), uint8(seed), 128, 255}
-			for x := 0; x < len(row); x += 4 {
-				copy(row[x:], c)
-			}
-		}
-		copy(img.Pix[y*img.Stride:], row)
-	}
-	_ = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80})
-	return buf.Bytes()
 }
 
 func newID() string {

@@ -11,13 +11,9 @@
 package comfyuitest
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -450,7 +446,16 @@ func (s *Server) finish(j *job, interrupted bool) map[string]any {
 			for i := range n {
 				s.fileNo++
 				name := fmt.Sprintf("%s_%05d_.png", prefix, s.fileNo)
-				file := makePNG(w, h, s.fileNo+i)
+				fw, fh := providertest.Fit(w, h, maxImageSide)
+				file, err := providertest.TestImage(fw, fh, "png", int64(s.fileNo+i))
+				if err != nil {
+					// Shown as an exception in the saving node, as ComfyUI
+					// reports a node that could not write its file.
+					entry["status"] = status("error", false, []any{"execution_error", map[string]any{
+						"prompt_id": j.id, "node_id": id, "node_type": node["class_type"], "executed": []string{},
+						"exception_message": err.Error(), "exception_type": "OSError", "timestamp": now}})
+					return entry
+				}
 				if pad := s.opt.ImageBytes - len(file); pad > 0 {
 					file = append(file, make([]byte, pad)...)
 				}
@@ -584,35 +589,6 @@ func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"exec_info": map[string]any{"queue_remaining": n}})
-}
-
-// makePNG draws a w×h picture (fitted to maxImageSide) in bands.
-func makePNG(w, h, seed int) []byte {
-	if w > maxImageSide || h > maxImageSide {
-		if w >= h {
-			w, h = maxImageSide, max(1, h*maxImageSide/w)
-		} else {
-			w, h = max(1, w*maxImageSide/h), maxImageSide
-		}
-	}
-	// A paletted image in bands: PNG stores it with one byte per pixel and
-	// no filtering, which keeps the fake fast under the race detector.
-	pal := make(color.Palette, 256)
-	for i := range pal {
-		pal[i] = color.RGBA{R: uint8(seed * 37), G: uint8(i), B: 200, A: 255}
-	}
-	img := image.NewPaletted(image.Rect(0, 0, w, h), pal)
-	for y := range h {
-		row := img.Pix[y*img.Stride : y*img.Stride+w]
-		v := uint8(y / 32 * 32 * 255 / max(h, 1))
-		for x := range row {
-			row[x] = v
-		}
-	}
-	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	_ = enc.Encode(&buf, img)
-	return buf.Bytes()
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -366,11 +366,16 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	var err error
 	if req.output == nil {
-		req.output = s.makeOutput(req)
+		req.output, err = s.makeOutput(req)
 	}
 	out := req.output
 	s.mu.Unlock()
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"detail": err.Error()})
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(out)
 }
@@ -502,7 +507,7 @@ var namedSizes = map[string][2]int{
 
 // makeOutput draws the images and builds the result body. The caller
 // holds s.mu.
-func (s *Server) makeOutput(req *request) []byte {
+func (s *Server) makeOutput(req *request) ([]byte, error) {
 	in := req.input
 	w, h := 1024, 768
 	switch v := in["image_size"].(type) {
@@ -523,11 +528,12 @@ func (s *Server) makeOutput(req *request) []byte {
 	nsfw := make([]bool, 0, n)
 	for i := range n {
 		flagged := i < req.flagged && (!hasSafety || safety)
-		var data []byte
+		data, err := providertest.PaddedImage(w, h, format, seed+int64(i), s.opt.OutputPadding)
 		if flagged {
-			data = blurred(format, w, h) // the flat replacement the checker returns
-		} else {
-			data = encodeImage(format, w, h, uint32(seed)*2654435761+uint32(i)*40503, s.opt.OutputPadding)
+			data, err = providertest.BlankImage(w, h, format) // the flat replacement the checker returns
+		}
+		if err != nil {
+			return nil, err
 		}
 		ctype := "image/" + format
 		var u string
@@ -545,7 +551,7 @@ func (s *Server) makeOutput(req *request) []byte {
 		"images": images, "timings": map[string]any{"inference": s.opt.ProcessingTime.Seconds()},
 		"seed": seed, "has_nsfw_concepts": nsfw, "prompt": in["prompt"],
 	})
-	return out
+	return out, nil
 }
 
 // detail is one item of a 422 "detail" list.

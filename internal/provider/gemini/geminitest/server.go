@@ -90,7 +90,7 @@ type Server struct {
 
 	opt    Options
 	srv    *httptest.Server
-	images imageCache
+	images providertest.ImageCache
 	done   chan struct{}
 
 	mu        sync.Mutex
@@ -513,10 +513,15 @@ func pixels(ratio, size string) (int, int) {
 
 func (s *Server) success(w http.ResponseWriter, req *Request) {
 	width, height := pixels(req.AspectRatio, req.ImageSize)
-	width, height = scaleDown(width, height, s.opt.MaxEdge)
-	mime := "image/png"
+	width, height = providertest.Fit(width, height, s.opt.MaxEdge)
+	mime, format := "image/png", "png"
 	if s.opt.JPEG {
-		mime = "image/jpeg"
+		mime, format = "image/jpeg", "jpeg"
+	}
+	final, err := s.images.Get(width, height, format, 0)
+	if err != nil {
+		writeError(w, 500, "INTERNAL", "An internal error has occurred: "+err.Error(), nil)
+		return
 	}
 	var parts []any
 	if s.opt.Text {
@@ -525,11 +530,16 @@ func (s *Server) success(w http.ResponseWriter, req *Request) {
 	if s.opt.Thoughts {
 		// An interim image at a quarter of the size, flagged as thought.
 		tw, th := max(width/4, 1), max(height/4, 1)
+		thought, err := s.images.Get(tw, th, "png", 1)
+		if err != nil {
+			writeError(w, 500, "INTERNAL", "An internal error has occurred: "+err.Error(), nil)
+			return
+		}
 		parts = append(parts, map[string]any{"thought": true, "inlineData": map[string]string{
-			"mimeType": "image/png", "data": base64.StdEncoding.EncodeToString(s.images.get(tw, th, false))}})
+			"mimeType": "image/png", "data": base64.StdEncoding.EncodeToString(thought)}})
 	}
 	parts = append(parts, map[string]any{
-		"inlineData":       map[string]string{"mimeType": mime, "data": base64.StdEncoding.EncodeToString(s.images.get(width, height, s.opt.JPEG))},
+		"inlineData":       map[string]string{"mimeType": mime, "data": base64.StdEncoding.EncodeToString(final)},
 		"thoughtSignature": "c2lnbmF0dXJl",
 	})
 	writeJSON(w, 200, map[string]any{

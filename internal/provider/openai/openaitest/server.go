@@ -7,7 +7,6 @@
 // Images are real PNG, JPEG or WebP files of the requested size, scaled
 // down to Options.MaxEdge on the longer side (2048 by default) so that tests
 // stay fast; the answer's "size" field still names the requested size.
-// WebP answers are a single colour (the only WebP this package can encode).
 package openaitest
 
 import (
@@ -92,7 +91,7 @@ type Server struct {
 
 	opt    Options
 	srv    *httptest.Server
-	images imageCache
+	images providertest.ImageCache
 	done   chan struct{}
 
 	mu        sync.Mutex
@@ -545,16 +544,19 @@ func (s *Server) success(w http.ResponseWriter, req *Request) {
 		size = "1024x1024"
 	}
 	width, height, _ := parseSize(size)
-	width, height = scaleDown(width, height, s.opt.MaxEdge)
+	width, height = providertest.Fit(width, height, s.opt.MaxEdge)
 	format := req.OutputFormat
 	if format == "" {
 		format = "png"
 	}
-	quality := 100
-	if req.OutputCompression != nil {
-		quality = *req.OutputCompression
+	// output_compression changes only the file size on the real API; one
+	// cached encoding per size and format is enough for the contract.
+	img, err := s.images.Get(width, height, format, 0)
+	if err != nil {
+		writeError(w, 500, nil, "The server had an error while processing your request: "+err.Error(), "server_error", "", "")
+		return
 	}
-	b64 := base64.StdEncoding.EncodeToString(s.images.get(width, height, format, quality))
+	b64 := base64.StdEncoding.EncodeToString(img)
 	type datum struct {
 		B64JSON string `json:"b64_json"`
 	}

@@ -118,7 +118,7 @@ type Server struct {
 
 	opt    Options
 	srv    *httptest.Server
-	images imageCache
+	images providertest.ImageCache
 	done   chan struct{}
 
 	mu        sync.Mutex
@@ -411,8 +411,16 @@ func (s *Server) decode(w http.ResponseWriter, r *http.Request) (*Request, bool)
 }
 
 func (s *Server) success(w http.ResponseWriter, r *http.Request, req *Request) {
-	width, height := scaleDown(req.Width, req.Height, s.opt.MaxEdge)
-	img := s.images.get(width, height, s.opt.JPEG)
+	width, height := providertest.Fit(req.Width, req.Height, s.opt.MaxEdge)
+	format := "png"
+	if s.opt.JPEG {
+		format = "jpeg"
+	}
+	img, err := s.images.Get(width, height, format, 0)
+	if err != nil {
+		writeError(w, 500, "inference failed: "+err.Error(), "")
+		return
+	}
 	type datum struct {
 		B64JSON string `json:"b64_json,omitempty"`
 		URL     string `json:"url,omitempty"`

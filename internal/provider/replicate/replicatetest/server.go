@@ -446,7 +446,12 @@ func (s *Server) status(p *prediction, now time.Time) string {
 		seed := int64(number(p.input["seed"], float64(now.UnixNano()&0xffffff)))
 		for i := range p.outputs - p.filtered {
 			path := fmt.Sprintf("/files/%s/out-%d.%s", p.id, i, ext)
-			data := encodeImage(encoding, p.width, p.height, uint32(seed)*2654435761+uint32(i)*40503, s.opt.OutputPadding)
+			data, err := providertest.PaddedImage(p.width, p.height, encoding, seed+int64(i), s.opt.OutputPadding)
+			if err != nil {
+				p.failure = "encode output: " + err.Error()
+				p.urls = nil
+				return "failed"
+			}
 			s.files[path] = file{data: data, ctype: "image/" + encoding, expires: p.doneAt(s.opt).Add(s.opt.OutputTTL)}
 			p.urls = append(p.urls, s.URL+path)
 		}

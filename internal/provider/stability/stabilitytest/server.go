@@ -343,11 +343,16 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		s.filter--
 	}
 	s.mu.Unlock()
+	var err error
 	if filtered {
 		finish = "CONTENT_FILTERED"
-		data = blurred(format, width, height)
+		data, err = providertest.BlankImage(width, height, format)
 	} else {
-		data = encodeImage(format, width, height, uint32(seed*2654435761), s.opt.OutputPadding)
+		data, err = providertest.PaddedImage(width, height, format, int64(seed), s.opt.OutputPadding)
+	}
+	if err != nil {
+		writeError(w, reqID, http.StatusInternalServerError, "internal_error", "encode image: "+err.Error())
+		return
 	}
 	mimeType := "image/" + format
 	if wantJSON {

@@ -125,22 +125,3 @@ func TestRawBytesAnswer(t *testing.T) {
 		t.Errorf("size %dx%d, want 64 wide and landscape", cfg.Width, cfg.Height)
 	}
 }
-
-func TestEncodeImage(t *testing.T) {
-	t.Parallel()
-	for _, format := range []string{"png", "jpeg", "webp"} {
-		for _, pad := range []int{0, 70000} {
-			data := encodeImage(format, 37, 21, 0x123456, pad)
-			img, got, err := image.Decode(bytes.NewReader(data))
-			if err != nil || got != format {
-				t.Fatalf("%s pad %d: decode %v as %q", format, pad, err, got)
-			}
-			if b := img.Bounds(); b.Dx() != 37 || b.Dy() != 21 {
-				t.Errorf("%s: bounds %v", format, b)
-			}
-			if len(data) < pad {
-				t.Errorf("%s: %d bytes, want at least %d", format, len(data), pad)
-			}
-		}
-	}
-}

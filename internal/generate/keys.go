@@ -1,8 +1,0 @@
-package generate
-
-import (
-	"maps"
-	"slices"
-)
-
-func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

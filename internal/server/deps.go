@@ -1,0 +1,65 @@
+package server
+
+import (
+	"database/sql"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"bulkgen/internal/batch"
+	"bulkgen/internal/blob"
+	"bulkgen/internal/catalog"
+	"bulkgen/internal/expand"
+	"bulkgen/internal/metrics"
+)
+
+// Extra holds the pipeline dependencies of the API handlers. It is filled
+// in as those handlers land.
+type Extra struct {
+	// Shared pipeline dependencies (added with the OpenAI, export, events
+	// and operations handlers; any handler may use them).
+
+	// Catalog is the model catalogue; nil means catalog.Default().
+	Catalog *catalog.Catalog
+	// Blobs holds the image files.
+	Blobs blob.Store
+	// Submitter writes a batch, its items and their jobs in one transaction.
+	Submitter *batch.Submitter
+	// River is the queue client; /readyz checks it. Nil means the
+	// Submitter's client.
+	River *river.Client[*sql.Tx]
+
+	// Operations, OpenAI-compatible endpoint and export.
+
+	// Metrics receives HTTP metrics and serves /metrics; nil means a
+	// private registry made by New.
+	Metrics *metrics.Metrics
+	// OpenAITimeout bounds how long POST /v1/images/generations waits for
+	// its images; 0 means 5 minutes.
+	OpenAITimeout time.Duration
+	// OpenAIPoll is how often that request checks its items; 0 means 100 ms.
+	OpenAIPoll time.Duration
+	// URLKey signs the short-lived /v1/files/{signed} links that
+	// response_format=url answers with; nil means a random key per process
+	// (links then die with the process, which their 1-hour life allows).
+	URLKey []byte
+	// EventsPoll is how often an SSE progress stream reads new events; 0
+	// means 500 ms. EventsHeartbeat is the comment line interval that keeps
+	// proxies from closing an idle stream; 0 means 15 s.
+	EventsPoll      time.Duration
+	EventsHeartbeat time.Duration
+
+	// REST resources: batches, items, images, projects (batches.go,
+	// upload.go, items.go, images.go, files.go, projects.go).
+
+	// MaxUploadBytes caps an uploaded input file; 0 means 64 MiB.
+	MaxUploadBytes int64
+	// UploadDir is where uploads are streamed before they are parsed; ""
+	// means os.TempDir(). Each upload's file is removed when its request
+	// ends.
+	UploadDir string
+	// MaxBatchImages caps the images of one batch; 0 means 100,000.
+	MaxBatchImages int
+	// Wildcards resolves __name__ in prompt templates; nil refuses them.
+	Wildcards *expand.Wildcards
+}

@@ -1,0 +1,338 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// This file holds the queries behind the REST API's batch, project and
+// image management: renames and deletes, per-state counts, bulk status
+// moves, the image lineage, and the few reads of River's river_job table
+// that let a batch's queued jobs be found from its items.
+
+// RenameProject renames the workspace's project id. It returns ErrNotFound
+// for a project of another workspace and ErrConflict when the name is taken.
+func (db *DB) RenameProject(ctx context.Context, q Querier, workspaceID, id int64, name string) (Project, error) {
+	p, err := scanProject(q.QueryRowContext(ctx, db.q(`UPDATE projects SET name = ?
+		WHERE id = ? AND workspace_id = ? RETURNING `+projectColumns), name, id, workspaceID))
+	if isUniqueViolation(err) {
+		return Project{}, fmt.Errorf("rename project %d: %w", id, ErrConflict)
+	}
+	if err != nil {
+		return Project{}, fmt.Errorf("rename project %d: %w", id, notFound(err))
+	}
+	return p, nil
+}
+
+// DeleteProject deletes the workspace's project id, or returns ErrNotFound.
+// Its batches are not deleted by the database (their project_id becomes
+// NULL); callers delete them first with DeleteBatch.
+func (db *DB) DeleteProject(ctx context.Context, q Querier, workspaceID, id int64) error {
+	res, err := q.ExecContext(ctx, db.q(`DELETE FROM projects WHERE id = ? AND workspace_id = ?`), id, workspaceID)
+	return checkUpdated(res, err, "delete project", id)
+}
+
+// ProjectBatchIDs returns the ids of every batch in the workspace's project.
+func (db *DB) ProjectBatchIDs(ctx context.Context, q Querier, workspaceID, projectID int64) ([]int64, error) {
+	rows, err := q.QueryContext(ctx, db.q(`SELECT id FROM batches WHERE workspace_id = ? AND project_id = ? ORDER BY id`),
+		workspaceID, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list batches of project %d: %w", projectID, err)
+	}
+	return collect(rows, scanInt64, "list batches of project")
+}
+
+// DeleteBatch deletes the workspace's batch id with its items, images and
+// attempts (by cascade), or returns ErrNotFound. It does not touch blobs:
+// the caller reads BatchBlobKeys first and deletes the files that
+// UnreferencedBlobKeys reports once the transaction has committed.
+func (db *DB) DeleteBatch(ctx context.Context, q Querier, workspaceID, id int64) error {
+	res, err := q.ExecContext(ctx, db.q(`DELETE FROM batches WHERE id = ? AND workspace_id = ?`), id, workspaceID)
+	return checkUpdated(res, err, "delete batch", id)
+}
+
+// BatchBlobKeys returns the distinct blob keys of a batch's images.
+func (db *DB) BatchBlobKeys(ctx context.Context, q Querier, batchID int64) ([]string, error) {
+	rows, err := q.QueryContext(ctx, db.q(`SELECT DISTINCT blob_key FROM images WHERE batch_id = ? ORDER BY blob_key`), batchID)
+	if err != nil {
+		return nil, fmt.Errorf("blob keys of batch %d: %w", batchID, err)
+	}
+	return collect(rows, scanString, "blob keys of batch")
+}
+
+// UnreferencedBlobKeys returns those of keys that no image row uses any
+// more. Images are content-addressed, so two batches can share a file; only
+// the keys this returns may be deleted from the blob store.
+func (db *DB) UnreferencedBlobKeys(ctx context.Context, q Querier, keys []string) ([]string, error) {
+	var out []string
+	const chunk = 500
+	for start := 0; start < len(keys); start += chunk {
+		part := keys[start:min(start+chunk, len(keys))]
+		args := make([]any, len(part))
+		for i, k := range part {
+			args[i] = k
+		}
+		rows, err := q.QueryContext(ctx, db.q(`SELECT DISTINCT blob_key FROM images WHERE blob_key IN (?`+
+			strings.Repeat(", ?", len(part)-1)+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("find referenced blobs: %w", err)
+		}
+		used, err := collect(rows, scanString, "find referenced blobs")
+		if err != nil {
+			return nil, err
+		}
+		inUse := make(map[string]bool, len(used))
+		for _, k := range used {
+			inUse[k] = true
+		}
+		for _, k := range part {
+			if !inUse[k] {
+				out = append(out, k)
+			}
+		}
+	}
+	return out, nil
+}
+
+// BatchProgress is a batch's live counts, read from its items and images.
+type BatchProgress struct {
+	// Counts holds the number of items in each status (missing means 0).
+	Counts map[ItemStatus]int64
+	// CostSpent is the sum of the batch's image costs, in credits.
+	CostSpent int64
+}
+
+// GetBatchProgress counts a batch's items by status and sums the cost of
+// its images.
+func (db *DB) GetBatchProgress(ctx context.Context, q Querier, batchID int64) (BatchProgress, error) {
+	p := BatchProgress{Counts: map[ItemStatus]int64{}}
+	rows, err := q.QueryContext(ctx, db.q(`SELECT status, COUNT(*) FROM items WHERE batch_id = ? GROUP BY status`), batchID)
+	if err != nil {
+		return p, fmt.Errorf("count items of batch %d: %w", batchID, err)
+	}
+	type count struct {
+		status ItemStatus
+		n      int64
+	}
+	counts, err := collect(rows, func(r interface{ Scan(...any) error }) (count, error) {
+		var c count
+		err := r.Scan(&c.status, &c.n)
+		return c, err
+	}, "count items of batch")
+	if err != nil {
+		return p, err
+	}
+	for _, c := range counts {
+		p.Counts[c.status] = c.n
+	}
+	if err := q.QueryRowContext(ctx, db.q(`SELECT CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM images WHERE batch_id = ?`),
+		batchID).Scan(&p.CostSpent); err != nil {
+		return p, fmt.Errorf("sum cost of batch %d: %w", batchID, err)
+	}
+	return p, nil
+}
+
+// QueuedItem is an item id with the provider whose queue its job goes to.
+type QueuedItem struct {
+	ID       int64
+	Provider string
+}
+
+func scanQueuedItem(r interface{ Scan(...any) error }) (QueuedItem, error) {
+	var it QueuedItem
+	err := r.Scan(&it.ID, &it.Provider)
+	return it, err
+}
+
+// MoveBatchItems moves every item of a batch whose status is from to the
+// status to, clearing its error, and returns the moved items. Retrying a
+// batch's failed items and canceling its pending ones are such moves.
+func (db *DB) MoveBatchItems(ctx context.Context, q Querier, batchID int64, from, to ItemStatus) ([]QueuedItem, error) {
+	rows, err := q.QueryContext(ctx, db.q(`UPDATE items SET status = ?, error = '', error_class = '', updated_at = ?
+		WHERE batch_id = ? AND status = ? RETURNING id, provider`),
+		string(to), db.timeArg(db.timestamp()), batchID, string(from))
+	if err != nil {
+		return nil, fmt.Errorf("move items of batch %d from %s to %s: %w", batchID, from, to, err)
+	}
+	return collect(rows, scanQueuedItem, "move items of batch")
+}
+
+// AddBatchTotals adds items and their estimate to a batch's totals, for
+// items added after the batch was submitted (regenerations).
+func (db *DB) AddBatchTotals(ctx context.Context, q Querier, id, items, estimate int64) error {
+	res, err := q.ExecContext(ctx, db.q(`UPDATE batches SET total_count = total_count + ?, cost_estimate = cost_estimate + ?
+		WHERE id = ?`), items, estimate, id)
+	return checkUpdated(res, err, "add to totals of batch", id)
+}
+
+// ItemNameTaken reports whether a batch already has an item named name.
+func (db *DB) ItemNameTaken(ctx context.Context, q Querier, batchID int64, name string) (bool, error) {
+	var n int64
+	if err := q.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM items WHERE batch_id = ? AND name = ?`),
+		batchID, name).Scan(&n); err != nil {
+		return false, fmt.Errorf("check item name: %w", err)
+	}
+	return n > 0, nil
+}
+
+// Image job kinds and states, as River names them. An image job carries
+// {"item_id": N} (generate.ImageArgs); the store knows only that much of it.
+const imageJobKind = "image"
+
+// JobState is a River job state ("available", "running", …).
+type JobState string
+
+// The River job states that can still run.
+const (
+	JobAvailable JobState = "available"
+	JobPending   JobState = "pending"
+	JobRetryable JobState = "retryable"
+	JobRunning   JobState = "running"
+	JobScheduled JobState = "scheduled"
+)
+
+// WaitingJobStates are the states of a job that has not started, or waits
+// to be retried: cancelling such a job stops it for good.
+var WaitingJobStates = []JobState{JobAvailable, JobPending, JobRetryable, JobScheduled}
+
+// LiveJobStates adds running to WaitingJobStates: every job that may still
+// produce an image.
+var LiveJobStates = []JobState{JobAvailable, JobPending, JobRetryable, JobScheduled, JobRunning}
+
+// itemIDOfJob extracts the item id from an image job's args. Both
+// databases read "->>" on River's args column (jsonb on PostgreSQL, JSONB
+// blob on SQLite, which understands "->>" since 3.38); the CAST makes the
+// text of PostgreSQL and the integer of SQLite compare alike.
+const itemIDOfJob = `CAST(j.args->>'item_id' AS BIGINT)`
+
+// BatchJobIDs returns the ids of the image jobs in one of states whose
+// item is in the batch and in one of itemStatuses (any status when empty).
+// It reads River's river_job table, which holds no batch id of its own.
+func (db *DB) BatchJobIDs(ctx context.Context, q Querier, batchID int64, itemStatuses []ItemStatus, states []JobState) ([]int64, error) {
+	args := []any{imageJobKind}
+	stateIn := placeholders(len(states))
+	for _, s := range states {
+		args = append(args, string(s))
+	}
+	args = append(args, batchID)
+	itemFilter := ""
+	if len(itemStatuses) > 0 {
+		itemFilter = ` AND i.status IN (` + placeholders(len(itemStatuses)) + `)`
+		for _, s := range itemStatuses {
+			args = append(args, string(s))
+		}
+	}
+	rows, err := q.QueryContext(ctx, db.q(`SELECT j.id FROM river_job j
+		WHERE j.kind = ? AND j.state IN (`+stateIn+`)
+		AND `+itemIDOfJob+` IN (SELECT i.id FROM items i WHERE i.batch_id = ?`+itemFilter+`)
+		ORDER BY j.id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("find jobs of batch %d: %w", batchID, err)
+	}
+	return collect(rows, scanInt64, "find jobs of batch")
+}
+
+// PendingItemsWithoutJob returns a batch's pending items that have no image
+// job that may still run: the items a resumed batch must queue again.
+func (db *DB) PendingItemsWithoutJob(ctx context.Context, q Querier, batchID int64) ([]QueuedItem, error) {
+	args := []any{batchID, string(ItemPending), imageJobKind}
+	for _, s := range LiveJobStates {
+		args = append(args, string(s))
+	}
+	rows, err := q.QueryContext(ctx, db.q(`SELECT i.id, i.provider FROM items i
+		WHERE i.batch_id = ? AND i.status = ?
+		AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.kind = ? AND j.state IN (`+placeholders(len(LiveJobStates))+`)
+			AND `+itemIDOfJob+` = i.id)
+		ORDER BY i.id`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("find unqueued items of batch %d: %w", batchID, err)
+	}
+	return collect(rows, scanQueuedItem, "find unqueued items of batch")
+}
+
+// LineageImage is an image of a lineage with its place relative to the
+// image asked about.
+type LineageImage struct {
+	Image
+	// Relation is "ancestor", "self" or "descendant".
+	Relation string
+}
+
+// ImageLineage returns the workspace's image id with its ancestors (parent,
+// grandparent, …) and descendants (regenerations, their regenerations, …)
+// in id order, which is creation order. It returns ErrNotFound when the
+// image is not the workspace's.
+func (db *DB) ImageLineage(ctx context.Context, q Querier, workspaceID, id int64) ([]LineageImage, error) {
+	// UNION (not UNION ALL) also stops the walk should a cycle ever exist.
+	rows, err := q.QueryContext(ctx, db.q(`WITH RECURSIVE
+		up(id, parent_id) AS (
+			SELECT id, parent_id FROM images WHERE id = ? AND workspace_id = ?
+			UNION
+			SELECT p.id, p.parent_id FROM images p JOIN up ON p.id = up.parent_id WHERE p.workspace_id = ?
+		),
+		down(id) AS (
+			SELECT id FROM images WHERE id = ? AND workspace_id = ?
+			UNION
+			SELECT c.id FROM images c JOIN down ON c.parent_id = down.id WHERE c.workspace_id = ?
+		)
+		SELECT `+imageColumns+`, CASE WHEN id = ? THEN 'self'
+			WHEN id IN (SELECT id FROM up) THEN 'ancestor' ELSE 'descendant' END
+		FROM images
+		WHERE workspace_id = ? AND (id IN (SELECT id FROM up) OR id IN (SELECT id FROM down))
+		ORDER BY id`),
+		id, workspaceID, workspaceID, id, workspaceID, workspaceID, id, workspaceID)
+	if err != nil {
+		return nil, fmt.Errorf("lineage of image %d: %w", id, err)
+	}
+	out, err := collect(rows, func(r interface{ Scan(...any) error }) (LineageImage, error) {
+		var li LineageImage
+		var rel string
+		im, err := scanImage(scanTail{r, &rel})
+		li.Image, li.Relation = im, rel
+		return li, err
+	}, "lineage of image")
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("lineage of image %d: %w", id, ErrNotFound)
+	}
+	return out, nil
+}
+
+// scanTail scans a row whose leading columns a scan function reads and
+// whose last column goes into tail.
+type scanTail struct {
+	row  interface{ Scan(...any) error }
+	tail any
+}
+
+func (s scanTail) Scan(dest ...any) error { return s.row.Scan(append(dest, s.tail)...) }
+
+func scanInt64(r interface{ Scan(...any) error }) (int64, error) {
+	var v int64
+	err := r.Scan(&v)
+	return v, err
+}
+
+func scanString(r interface{ Scan(...any) error }) (string, error) {
+	var v string
+	err := r.Scan(&v)
+	return v, err
+}
+
+// placeholders returns "?, ?, …" with n marks (n ≥ 1).
+func placeholders(n int) string {
+	return "?" + strings.Repeat(", ?", n-1)
+}
+
+// notFound maps sql.ErrNoRows onto ErrNotFound and leaves other errors.
+func notFound(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	return err
+}
