@@ -24,11 +24,7 @@ test-pg: ## the database-backed packages again on PostgreSQL
 	BULKGEN_TEST_DATABASE_URL='$(PG_URL)' $(GO) test -race -count=1 $$($(GO) list ./internal/store/... ./internal/queue/... ./internal/server/... 2>/dev/null)
 
 fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$t"; $(GO) test $$pkg -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
-	  done; \
-	done
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 lint: ## go vet and gofmt
 	$(GO) vet ./...

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 )
 
@@ -26,14 +25,12 @@ func (nopReporter) Finish()                   {}
 
 // counter tracks done, failed, rate and ETA for the reporters.
 type counter struct {
-	mu            sync.Mutex
-	total         int
-	done, failed  int
-	start         time.Time
-	lastDraw      time.Time
-	now           func() time.Time
-	every         time.Duration
-	recentRateWin []time.Time
+	total        int
+	done, failed int
+	start        time.Time
+	lastDraw     time.Time
+	now          func() time.Time
+	every        time.Duration
 }
 
 func (c *counter) begin(total int) {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -10,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"bulkgen/internal/blob"
 	"bulkgen/internal/export"
@@ -202,25 +202,19 @@ func fillRecord(rec *manifest.Record, b store.Batch, it *store.Item, im *exportI
 	if len(it.Vars) > 0 && string(it.Vars) != "{}" {
 		_ = json.Unmarshal(it.Vars, &rec.Vars) // a malformed value only loses the vars column
 	}
-	if it.Status.Final() || it.Status == store.ItemSucceeded {
+	switch it.Status {
+	case store.ItemSucceeded, store.ItemFailed, store.ItemCanceled:
 		t := it.UpdatedAt
 		rec.FinishedAt = &t
 	}
 	if im != nil {
 		rec.Width, rec.Height = int(im.Width), int(im.Height)
 		rec.Format = im.Format
-		rec.Provider, rec.Model = im.Provider, cmpOr(im.Model, it.Model)
+		rec.Provider, rec.Model = im.Provider, cmp.Or(im.Model, it.Model)
 		rec.Bytes, rec.SHA256 = im.Bytes, im.SHA256
 		rec.Cost, rec.LatencyMS = im.Cost, im.LatencyMS
 		rec.RequestID, rec.Preview = im.RequestID, im.IsPreview
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // manifestStatus maps an item status onto the manifest's vocabulary.
@@ -238,17 +232,17 @@ func manifestStatus(st store.ItemStatus) string {
 
 // exportImage is the part of an image row an export needs.
 type exportImage struct {
-	ID, ItemID          int64
-	BlobKey, SHA256     string
-	Bytes               int64
-	Width, Height       int64
-	Format              string
-	Provider, Model     string
-	RequestID           string
-	Cost, LatencyMS     int64
-	IsPreview           bool
-	Review              store.Review
-	generation, batchID int64
+	ID, ItemID      int64
+	BlobKey, SHA256 string
+	Bytes           int64
+	Width, Height   int64
+	Format          string
+	Provider, Model string
+	RequestID       string
+	Cost, LatencyMS int64
+	IsPreview       bool
+	Review          store.Review
+	generation      int64
 }
 
 // exportEntries calls fn for every item of b that filter selects, in id
@@ -316,7 +310,7 @@ func (s *Server) exportImages(ctx context.Context, q store.Querier, b store.Batc
 	defer rows.Close()
 	out := make(map[int64]*exportImage, exportPage)
 	for rows.Next() {
-		im := &exportImage{batchID: b.ID}
+		im := &exportImage{}
 		if err := rows.Scan(&im.ID, &im.ItemID, &im.BlobKey, &im.SHA256, &im.Bytes, &im.Width, &im.Height,
 			&im.Format, &im.Provider, &im.Model, &im.RequestID, &im.Cost, &im.LatencyMS, &im.IsPreview,
 			&im.Review, &im.generation); err != nil {
@@ -350,6 +344,3 @@ func dialectSQL(d store.Dialect, query string) string {
 	}
 	return sb.String()
 }
-
-// exportModTime is the time recorded for an entry whose item has none.
-var _ = time.Time{}

@@ -1,7 +1,5 @@
 package server
 
-import "net/http"
-
 // routes registers the whole HTTP surface. Every resource route under
 // /api/v1 and /v1 is authenticated and scoped to the caller's workspace:
 // a resource of another workspace answers 404, exactly like one that does

@@ -157,7 +157,7 @@ func (db *DB) migrateRiver(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("lock connection: %w", err)
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLockKey)); err != nil {
 			return fmt.Errorf("lock migrations: %w", err)
 		}

@@ -138,8 +138,11 @@ func sqliteDSN(path string, readOnly bool) string {
 }
 
 func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
-	if path == "" || strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("open sqlite: invalid path %q", path)
+	// The path must name a file: an in-memory database or a "file:" URI
+	// would give the writer and the reader pools different databases or
+	// different options.
+	if path == "" || strings.ContainsAny(path, "?#") || strings.HasPrefix(path, ":memory:") || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("open sqlite: %q is not a plain file path", path)
 	}
 	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o750); err != nil {

@@ -103,7 +103,7 @@ func TestOpenSQLite(t *testing.T) {
 
 func TestOpenRejects(t *testing.T) {
 	t.Parallel()
-	for _, dsn := range []string{"", "sqlite://" + filepath.Join(t.TempDir(), "x.db?mode=ro")} {
+	for _, dsn := range []string{"", ":memory:", "sqlite://file:x.db", "sqlite://" + filepath.Join(t.TempDir(), "x.db?mode=ro")} {
 		if db, err := store.Open(t.Context(), dsn, nil); err == nil {
 			db.Close()
 			t.Errorf("Open(%q) succeeded, want an error", dsn)

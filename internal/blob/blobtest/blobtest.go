@@ -60,7 +60,7 @@ func read(t *testing.T, s blob.Store, key string) []byte {
 	if err != nil {
 		t.Fatalf("Open(%q): %v", key, err)
 	}
-	defer obj.Close()
+	defer func() { _ = obj.Close() }()
 	data, err := io.ReadAll(obj)
 	if err != nil {
 		t.Fatalf("read %q: %v", key, err)
@@ -156,7 +156,7 @@ func testSeek(t *testing.T, s blob.Store) {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	defer obj.Close()
+	defer func() { _ = obj.Close() }()
 	if _, err := obj.Seek(10, io.SeekStart); err != nil {
 		t.Fatalf("Seek: %v", err)
 	}

@@ -14,17 +14,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/jpeg" // samples_format may be png, jpg or webp
-	_ "image/png"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-
-	_ "golang.org/x/image/webp"
 
 	"bulkgen/internal/provider"
 )
@@ -236,11 +231,11 @@ func decodeImage(b64 string) (provider.Image, error) {
 	if err != nil {
 		return provider.Image{}, fmt.Errorf("decode base64: %w", err)
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	format, w, h, err := provider.DecodeImage(data)
 	if err != nil {
 		return provider.Image{}, fmt.Errorf("decode image: %w", err)
 	}
-	return provider.Image{Data: data, Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+	return provider.Image{Data: data, Format: format, Width: w, Height: h}, nil
 }
 
 // errorBody covers A1111's handled errors {error, detail, body, errors}

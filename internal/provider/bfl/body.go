@@ -1,12 +1,8 @@
 package bfl
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"image"
-	_ "image/jpeg" // sample formats BFL delivers
-	_ "image/png"
 	"strconv"
 	"strings"
 
@@ -147,9 +143,9 @@ func option(name, v string, rule sizeRule) (any, error) {
 // describe decodes the header of an image to report its real format and
 // size (BFL may deliver JPEG when PNG was asked, or resize).
 func describe(data []byte) (provider.Image, error) {
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	format, w, h, err := provider.DecodeImage(data)
 	if err != nil {
 		return provider.Image{}, fmt.Errorf("decode sample: %w", err)
 	}
-	return provider.Image{Data: data, Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+	return provider.Image{Data: data, Format: format, Width: w, Height: h}, nil
 }

@@ -19,16 +19,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/jpeg" // output formats SaveImage nodes write
-	_ "image/png"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-
-	_ "golang.org/x/image/webp"
 
 	"bulkgen/internal/provider"
 )
@@ -396,12 +391,12 @@ func (c *Client) view(ctx context.Context, f viewFile) (provider.Image, *provide
 		return provider.Image{}, &provider.Error{Class: provider.Invalid, Provider: Name, Err: provider.ErrTooLarge,
 			Message: fmt.Sprintf("output %s exceeds the %d-byte limit", f.Filename, c.maxBytes)}
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	format, w, h, err := provider.DecodeImage(data)
 	if err != nil {
 		return provider.Image{}, &provider.Error{Class: provider.Invalid, Provider: Name,
 			Message: fmt.Sprintf("output %s is not an image this service reads", f.Filename), Err: err}
 	}
-	return provider.Image{Data: data, Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+	return provider.Image{Data: data, Format: format, Width: w, Height: h}, nil
 }
 
 // cancelRemote interrupts the prompt if it is running and removes it from

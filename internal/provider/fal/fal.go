@@ -13,9 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/jpeg" // decoders for reading back the size of downloaded images
-	_ "image/png"
 	"io"
 	"math"
 	"net/http"
@@ -25,8 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	_ "golang.org/x/image/webp"
 
 	"bulkgen/internal/provider"
 )
@@ -436,12 +431,12 @@ func (c *Client) image(ctx context.Context, rawURL string) (provider.Image, erro
 			return provider.Image{}, err
 		}
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	format, w, h, err := provider.DecodeImage(data)
 	if err != nil {
 		return provider.Image{}, &provider.Error{Class: provider.Retryable, Provider: name,
 			Message: fmt.Sprintf("output %s does not decode: %v", shortURL(rawURL), err), Err: err}
 	}
-	return provider.Image{Data: data, Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+	return provider.Image{Data: data, Format: format, Width: w, Height: h}, nil
 }
 
 // dataURI decodes "data:<type>;base64,<data>", capped like a download.

@@ -384,7 +384,7 @@ func (c *Client) readAnswer(ctx context.Context, gr *generateResponse) (provider
 	if err != nil {
 		return provider.Image{}, err
 	}
-	return decodeImage(raw)
+	return provider.ImageFrom(Name, raw)
 }
 
 // transportError classifies a failure to send or read as Retryable,

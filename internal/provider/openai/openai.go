@@ -228,7 +228,7 @@ func (c *Client) Generate(ctx context.Context, req provider.Request) (provider.R
 		if err != nil {
 			return provider.Result{}, withRequestID(err, requestID)
 		}
-		img, err := decodeImage(raw)
+		img, err := provider.ImageFrom(Name, raw)
 		if err != nil {
 			return provider.Result{}, withRequestID(err, requestID)
 		}

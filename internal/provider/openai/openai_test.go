@@ -355,25 +355,3 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("err = %v, want retryable wrapping ErrTimeout", err)
 	}
 }
-
-func TestDecodeImage(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name  string
-		data  []byte
-		class provider.Class
-	}{
-		{"gif", []byte("GIF89a\x01\x00\x01\x00"), provider.Invalid},
-		{"svg", []byte("<svg xmlns='http://www.w3.org/2000/svg'/>"), provider.Invalid},
-		{"truncated png", []byte("\x89PNG\r\n\x1a\n\x00\x00"), provider.Retryable},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			_, err := decodeImage(tt.data)
-			if provider.ClassOf(err) != tt.class {
-				t.Errorf("err = %v, want %s", err, tt.class)
-			}
-		})
-	}
-}

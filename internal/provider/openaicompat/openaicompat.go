@@ -232,7 +232,7 @@ func (c *Client) Generate(ctx context.Context, req provider.Request) (provider.R
 		raw, err := c.output(ctx, i, d.B64JSON, d.URL)
 		var img provider.Image
 		if err == nil {
-			img, err = decodeImage(c.name, raw)
+			img, err = provider.ImageFrom(c.name, raw)
 		}
 		if err != nil {
 			var pe *provider.Error

@@ -22,24 +22,12 @@ import (
 // paletted image: PNG then stores one byte per pixel without packing bits
 // pixel by pixel, which keeps large answers fast under the race detector.
 func TestImage(w, h int, format string, seed int64) ([]byte, error) {
-	if w <= 0 || h <= 0 {
-		return nil, fmt.Errorf("test image %dx%d: size must be positive", w, h)
-	}
 	a, b := seedColors(seed)
-	var img image.Image
-	switch format {
-	case "png":
-		img = stripesPaletted(w, h, a, b)
-	case "jpeg", "webp":
-		img = stripesRGBA(w, h, a, b)
-	default:
-		return nil, fmt.Errorf("test image format %q: want png, jpeg or webp", format)
-	}
-	var buf bytes.Buffer
-	if err := imagemeta.Encode(&buf, img, format, 85); err != nil {
+	data, err := encodeStripes(w, h, format, a, b)
+	if err != nil {
 		return nil, fmt.Errorf("test image: %w", err)
 	}
-	return buf.Bytes(), nil
+	return data, nil
 }
 
 // PaddedImage is TestImage with about pad bytes of padding inside the file
@@ -57,21 +45,30 @@ func PaddedImage(w, h int, format string, seed int64, pad int) ([]byte, error) {
 // a provider's safety filter sends in place of a withheld image.
 func BlankImage(w, h int, format string) ([]byte, error) {
 	grey := color.RGBA{0x80, 0x80, 0x80, 0xff}
+	data, err := encodeStripes(w, h, format, grey, grey)
+	if err != nil {
+		return nil, fmt.Errorf("blank image: %w", err)
+	}
+	return data, nil
+}
+
+// encodeStripes draws stripes of colours a and b and encodes them.
+func encodeStripes(w, h int, format string, a, b color.RGBA) ([]byte, error) {
 	if w <= 0 || h <= 0 {
-		return nil, fmt.Errorf("blank image %dx%d: size must be positive", w, h)
+		return nil, fmt.Errorf("size %dx%d must be positive", w, h)
 	}
 	var img image.Image
 	switch format {
 	case "png":
-		img = stripesPaletted(w, h, grey, grey)
+		img = stripesPaletted(w, h, a, b)
 	case "jpeg", "webp":
-		img = stripesRGBA(w, h, grey, grey)
+		img = stripesRGBA(w, h, a, b)
 	default:
-		return nil, fmt.Errorf("blank image format %q: want png, jpeg or webp", format)
+		return nil, fmt.Errorf("format %q: want png, jpeg or webp", format)
 	}
 	var buf bytes.Buffer
 	if err := imagemeta.Encode(&buf, img, format, 85); err != nil {
-		return nil, fmt.Errorf("blank image: %w", err)
+		return nil, err
 	}
 	return buf.Bytes(), nil
 }

@@ -12,9 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/jpeg" // decoders for reading back the size of downloaded images
-	_ "image/png"
 	"io"
 	"math"
 	"net/http"
@@ -23,8 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	_ "golang.org/x/image/webp"
 
 	"bulkgen/internal/provider"
 )
@@ -466,12 +461,12 @@ func (c *Client) download(ctx context.Context, rawURL string) (provider.Image, e
 	if err != nil {
 		return provider.Image{}, err
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	format, w, h, err := provider.DecodeImage(data)
 	if err != nil {
 		return provider.Image{}, &provider.Error{Class: provider.Retryable, Provider: name,
 			Message: fmt.Sprintf("output %s does not decode: %v", provider.RedactURL(rawURL), err), Err: err}
 	}
-	return provider.Image{Data: data, Format: format, Width: cfg.Width, Height: cfg.Height}, nil
+	return provider.Image{Data: data, Format: format, Width: w, Height: h}, nil
 }
 
 // contextError turns a failure caused by the caller's cancellation or by

@@ -16,9 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/jpeg" // decoders for reading back the size of returned images
-	_ "image/png"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -26,8 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	_ "golang.org/x/image/webp"
 
 	"bulkgen/internal/provider"
 )
@@ -263,11 +258,11 @@ func (c *Client) generateOne(ctx context.Context, path string, fields map[string
 	if int64(len(data)) > c.maxBytes() {
 		return provider.Image{}, "", false, &provider.Error{Class: provider.Invalid, Provider: name, RequestID: requestID, Message: fmt.Sprintf("image is %d bytes, limit %d", len(data), c.maxBytes()), Err: provider.ErrTooLarge}
 	}
-	cfg, format, err := image.DecodeConfig(bytes.NewReader(data))
+	format, w, h, err := provider.DecodeImage(data)
 	if err != nil {
 		return provider.Image{}, "", false, &provider.Error{Class: provider.Retryable, Provider: name, RequestID: requestID, Message: "returned image does not decode: " + err.Error(), Err: err}
 	}
-	img := provider.Image{Data: data, Format: format, Width: cfg.Width, Height: cfg.Height}
+	img := provider.Image{Data: data, Format: format, Width: w, Height: h}
 	if out.Seed != nil {
 		img.Seed, img.HasSeed = *out.Seed, true
 	}

@@ -67,13 +67,13 @@ var sqliteTemplate = sync.OnceValues(func() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(dir, "template.db"), nil)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	if err := db.Migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func createDatabase(tb testing.TB, ctx context.Context, adminURL string) string 
 	if err != nil {
 		tb.Fatalf("open admin connection: %v", err)
 	}
-	defer admin.Close()
+	defer func() { _ = admin.Close() }()
 	// The name is generated above from hex digits only, so quoting it is
 	// enough; CREATE DATABASE takes no bind parameters.
 	if _, err := admin.ExecContext(ctx, `CREATE DATABASE "`+name+`"`); err != nil {
@@ -139,7 +139,7 @@ func createDatabase(tb testing.TB, ctx context.Context, adminURL string) string 
 			tb.Errorf("open admin connection: %v", err)
 			return
 		}
-		defer admin.Close()
+		defer func() { _ = admin.Close() }()
 		// FORCE ends connections a test left open (PostgreSQL 13+).
 		if _, err := admin.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`); err != nil {
 			tb.Errorf("drop test database %s: %v", name, err)
