@@ -5,10 +5,8 @@
 package batch
 
 import (
-	"bytes"
 	"fmt"
 	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,8 +57,6 @@ type Planner struct {
 	defName  *expand.NameTemplate
 	date     string
 	parsed   map[string]*expand.Template
-	keys     []string
-	buf      bytes.Buffer
 }
 
 // Item is one image to generate: everything a provider call, a file name
@@ -198,7 +194,7 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 	}
 
 	if !hasSeed {
-		seed = expand.DeriveSeed("row", strconv.Itoa(row.Line), promptSrc, negSrc, p.canonicalVars(vars))
+		seed = expand.DeriveSeed("row", strconv.Itoa(row.Line), promptSrc, negSrc, varsDigest(vars))
 	}
 
 	combos := int64(1)
@@ -386,22 +382,29 @@ func RecordVars(values map[string]string) map[string]string {
 	return out
 }
 
-// canonicalVars is a stable text form of the row's values, for deriving
-// its seed. The key slice and builder are reused across rows.
-func (p *Planner) canonicalVars(vars map[string]string) string {
-	p.keys = p.keys[:0]
-	for k := range vars {
-		p.keys = append(p.keys, k)
+// varsDigest is an order-independent digest of the row's values, for
+// deriving its seed: each key/value pair is hashed (FNV-1a, then a
+// splitmix64 finaliser) and the pair hashes are added, so no sorting and no
+// allocation is needed however many columns the row has.
+func varsDigest(vars map[string]string) string {
+	var sum uint64
+	for k, v := range vars {
+		h := uint64(14695981039346656037)
+		for i := 0; i < len(k); i++ {
+			h = (h ^ uint64(k[i])) * 1099511628211
+		}
+		h = (h ^ 0) * 1099511628211
+		for i := 0; i < len(v); i++ {
+			h = (h ^ uint64(v[i])) * 1099511628211
+		}
+		h ^= h >> 30
+		h *= 0xbf58476d1ce4e5b9
+		h ^= h >> 27
+		h *= 0x94d049bb133111eb
+		h ^= h >> 31
+		sum += h
 	}
-	slices.Sort(p.keys)
-	p.buf.Reset()
-	for _, k := range p.keys {
-		p.buf.WriteString(k)
-		p.buf.WriteByte(0)
-		p.buf.WriteString(vars[k])
-		p.buf.WriteByte(0)
-	}
-	return p.buf.String()
+	return strconv.FormatUint(sum, 36)
 }
 
 // parse parses a row's prompt template, remembering recent ones: a CSV
