@@ -442,6 +442,10 @@ func account(soft context.Context, r result, sum *Summary, progress Reporter) (r
 		rec.Error = r.err.Error()
 		rec.ErrorClass = string(provider.ClassOf(r.err))
 		rec.Attempts = r.tries
+		var pe *provider.Error
+		if errors.As(r.err, &pe) && pe.RequestID != "" {
+			rec.RequestID = pe.RequestID
+		}
 		rec.Cost = 0
 		r.job.Record = rec
 		b, _ := json.Marshal(r.job) // a Job always encodes
@@ -460,10 +464,19 @@ func account(soft context.Context, r result, sum *Summary, progress Reporter) (r
 	}
 }
 
-// generateOne makes one image with retries and writes it.
+// maxThrottled bounds how many provider throttling answers (a Retry-After)
+// one image may receive: they do not use up its attempts, since the limit
+// is the account's and not the request's fault, but a provider that never
+// stops throttling must not keep a batch alive forever.
+const maxThrottled = 50
+
+// generateOne makes one image with retries and writes it. r.tries counts
+// provider calls; only failures without a provider-given delay count
+// against MaxAttempts.
 func generateOne(soft, hard context.Context, cfg Config, root *os.Root, r result) result {
-	for attempt := 1; ; attempt++ {
-		r.tries = attempt
+	attempt, throttled := 0, 0
+	for {
+		r.tries++
 		out, err := cfg.Generator.Generate(hard, r.job)
 		if err == nil {
 			out.Record.ImageFile = r.file
@@ -476,10 +489,21 @@ func generateOne(soft, hard context.Context, cfg Config, root *os.Root, r result
 			return r
 		}
 		r.err = err
-		if provider.ClassOf(err) != provider.Retryable || attempt >= cfg.MaxAttempts || soft.Err() != nil {
+		if provider.ClassOf(err) != provider.Retryable || soft.Err() != nil {
 			return r
 		}
-		delay := backoff(cfg.RetryBase, cfg.RetryMax, attempt)
+		delay := time.Duration(0)
+		if provider.RetryAfterOf(err) > 0 && throttled < maxThrottled {
+			// The generator has paused the provider for the requested time;
+			// the next call waits for that pause in its rate budget.
+			throttled++
+		} else {
+			attempt++
+			if attempt >= cfg.MaxAttempts {
+				return r
+			}
+			delay = backoff(cfg.RetryBase, cfg.RetryMax, attempt)
+		}
 		select {
 		case <-time.After(delay):
 		case <-soft.Done():

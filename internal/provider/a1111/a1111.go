@@ -410,3 +410,10 @@ var (
 	_ provider.Provider    = (*Client)(nil)
 	_ provider.ModelLister = (*Client)(nil)
 )
+
+// String describes the adapter without its settings: fmt reads unexported
+// fields directly, so without this a %+v of the client would print its key.
+func (c *Client) String() string { return "a1111 adapter" }
+
+// GoString is String for %#v.
+func (c *Client) GoString() string { return c.String() }

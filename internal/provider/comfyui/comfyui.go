@@ -488,3 +488,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 var _ provider.Provider = (*Client)(nil)
+
+// String describes the adapter without its settings: fmt reads unexported
+// fields directly, so without this a %+v of the client would print its key.
+func (c *Client) String() string { return "comfyui adapter" }
+
+// GoString is String for %#v.
+func (c *Client) GoString() string { return c.String() }

@@ -503,3 +503,10 @@ func first(s []string) string {
 }
 
 var _ provider.Provider = (*Client)(nil)
+
+// String describes the adapter without its settings: fmt reads unexported
+// fields directly, so without this a %+v of the client would print its key.
+func (c *Client) String() string { return "fal adapter" }
+
+// GoString is String for %#v.
+func (c *Client) GoString() string { return c.String() }

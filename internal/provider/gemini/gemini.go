@@ -398,3 +398,10 @@ func (c *Client) transportError(ctx context.Context, what string, err error) err
 
 // Interface guard.
 var _ provider.Provider = (*Client)(nil)
+
+// String describes the adapter without its settings: fmt reads unexported
+// fields directly, so without this a %+v of the client would print its key.
+func (c *Client) String() string { return "gemini adapter" }
+
+// GoString is String for %#v.
+func (c *Client) GoString() string { return c.String() }

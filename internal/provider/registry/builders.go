@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -18,7 +19,7 @@ import (
 )
 
 func init() {
-	builders = map[string]builder{
+	builders = map[string]spec{
 		"openai": keyed([]string{"OPENAI_API_KEY", "BULKGEN_OPENAI_API_KEY"}, []string{"OPENAI_BASE_URL"},
 			func(key provider.Secret, base string, getenv func(string) string) (provider.Provider, error) {
 				return openai.New(openai.Config{APIKey: key, BaseURL: base,
@@ -46,7 +47,7 @@ func init() {
 			}),
 		"comfyui": hosted([]string{"COMFYUI_URL", "BULKGEN_COMFYUI_URL"},
 			func(base string, getenv func(string) string) (provider.Provider, error) {
-				path := envFirst(getenv, "COMFYUI_WORKFLOW", "BULKGEN_COMFYUI_WORKFLOW")
+				_, path := firstVar(getenv, "COMFYUI_WORKFLOW", "BULKGEN_COMFYUI_WORKFLOW")
 				if path == "" {
 					return nil, fmt.Errorf("COMFYUI_URL is set but COMFYUI_WORKFLOW (an API-format workflow file) is not")
 				}
@@ -77,8 +78,8 @@ func init() {
 
 // keyed builds a hosted provider enabled by an API key (or its _FILE form),
 // with an optional base URL override.
-func keyed(keyVars, baseVars []string, mk func(key provider.Secret, base string, getenv func(string) string) (provider.Provider, error)) builder {
-	return func(getenv func(string) string) (provider.Provider, bool, string, error) {
+func keyed(keyVars, baseVars []string, mk func(key provider.Secret, base string, getenv func(string) string) (provider.Provider, error)) spec {
+	build := func(getenv func(string) string) (provider.Provider, bool, string, error) {
 		key, err := secret(getenv, keyVars...)
 		if err != nil {
 			return nil, false, "", err
@@ -86,40 +87,88 @@ func keyed(keyVars, baseVars []string, mk func(key provider.Secret, base string,
 		if key == "" {
 			return nil, false, "set " + keyVars[0], nil
 		}
-		p, err := mk(key, envFirst(getenv, baseVars...), getenv)
+		var base string
+		if name, raw := firstVar(getenv, baseVars...); raw != "" {
+			if base, err = checkURL(name, raw); err != nil {
+				return nil, false, "", err
+			}
+		}
+		p, err := mk(key, base, getenv)
 		return p, err == nil, "", err
 	}
+	return spec{env: keyVars, build: build}
 }
 
-// hosted builds a self-hosted provider enabled by its URL.
-func hosted(urlVars []string, mk func(base string, getenv func(string) string) (provider.Provider, error)) builder {
-	return func(getenv func(string) string) (provider.Provider, bool, string, error) {
-		base := envFirst(getenv, urlVars...)
-		if base == "" {
+// hosted builds a self-hosted provider enabled by its URL (or a file
+// holding it, like keys).
+func hosted(urlVars []string, mk func(base string, getenv func(string) string) (provider.Provider, error)) spec {
+	build := func(getenv func(string) string) (provider.Provider, bool, string, error) {
+		raw, from, err := lookup(getenv, urlVars...)
+		if err != nil {
+			return nil, false, "", err
+		}
+		if raw == "" {
 			return nil, false, "set " + urlVars[0], nil
 		}
-		if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
-			return nil, false, "", fmt.Errorf("%s=%q: want an http:// or https:// URL", urlVars[0], base)
+		base, err := checkURL(from, raw.Reveal())
+		if err != nil {
+			return nil, false, "", err
 		}
-		p, err := mk(strings.TrimRight(base, "/"), getenv)
+		p, err := mk(base, getenv)
 		return p, err == nil, "", err
 	}
+	return spec{env: urlVars, build: build}
+}
+
+// checkURL accepts an http or https URL with a host and returns it without
+// a trailing slash. The error names the variable but never quotes its
+// value: a key pasted into the wrong variable must not end up in a log.
+func checkURL(name, raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		return "", fmt.Errorf("%s is not a usable base URL: want http:// or https:// followed by a host name, e.g. https://api.example.com/v1", name)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%s must be a plain http(s) base URL, without a query string or fragment: the adapter appends API paths to it", name)
+	}
+	return strings.TrimRight(raw, "/"), nil
+}
+
+// firstVar returns the first of names that is set, and its value.
+func firstVar(getenv func(string) string, names ...string) (string, string) {
+	for _, n := range names {
+		if v := strings.TrimSpace(getenv(n)); v != "" {
+			return n, v
+		}
+	}
+	return "", ""
 }
 
 // secret reads the first of names that is set, or the file named by its
 // NAME_FILE form (for Docker and Kubernetes secrets).
 func secret(getenv func(string) string, names ...string) (provider.Secret, error) {
+	v, _, err := lookup(getenv, names...)
+	return v, err
+}
+
+// lookup is secret that also says which variable the value came from
+// ("X" or "X_FILE"), for messages.
+func lookup(getenv func(string) string, names ...string) (provider.Secret, string, error) {
 	for _, n := range names {
 		if v := strings.TrimSpace(getenv(n)); v != "" {
-			return provider.Secret(v), nil
+			return provider.Secret(v), n, nil
 		}
 		if path := strings.TrimSpace(getenv(n + "_FILE")); path != "" {
 			b, err := os.ReadFile(path)
 			if err != nil {
-				return "", fmt.Errorf("read %s_FILE: %w", n, err)
+				return "", "", fmt.Errorf("read %s_FILE: %w", n, err)
 			}
-			return provider.Secret(strings.TrimSpace(string(b))), nil
+			v := strings.TrimSpace(string(b))
+			if v == "" {
+				return "", "", fmt.Errorf("%s_FILE names an empty file", n)
+			}
+			return provider.Secret(v), n + "_FILE", nil
 		}
 	}
-	return "", nil
+	return "", "", nil
 }

@@ -5,6 +5,7 @@ package registry
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -37,8 +38,16 @@ type Registry struct {
 // provider is not configured (reason says what to set).
 type builder func(getenv func(string) string) (p provider.Provider, ok bool, reason string, err error)
 
+// spec is how one provider is configured: the variables that enable it, in
+// the order the catalogue's "env" list names them (the first is the one
+// "set X" asks for), and its builder.
+type spec struct {
+	env   []string
+	build builder
+}
+
 // builders lists every adapter except preview, which is always present.
-var builders = map[string]builder{}
+var builders = map[string]spec{}
 
 // Build returns the registry for cfg.
 func Build(cfg Config) (*Registry, error) {
@@ -53,7 +62,7 @@ func Build(cfg Config) (*Registry, error) {
 	}
 	r.providers["preview"] = pv
 	for name, b := range builders {
-		p, ok, reason, err := b(getenv)
+		p, ok, reason, err := b.build(getenv)
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", name, err)
 		}
@@ -132,12 +141,26 @@ func (r *Registry) DefaultConcurrency(modelID string) int {
 	return fallback
 }
 
-// envFirst returns the first non-empty variable among names.
-func envFirst(getenv func(string) string, names ...string) string {
-	for _, n := range names {
-		if v := strings.TrimSpace(getenv(n)); v != "" {
-			return v
+// String names the configured providers and why the others are not. It is
+// what fmt and log print for a Registry, so that printing one can never
+// show an adapter's configuration (keys are provider.Secret, which masks
+// itself, but a future field might not be).
+func (r *Registry) String() string {
+	var b strings.Builder
+	b.WriteString("registry{configured: ")
+	b.WriteString(strings.Join(append([]string{"preview"}, r.Configured()...), ", "))
+	if len(r.missing) > 0 {
+		b.WriteString("; not configured: ")
+		for i, name := range slices.Sorted(maps.Keys(r.missing)) {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(name + " (" + r.missing[name] + ")")
 		}
 	}
-	return ""
+	b.WriteString("}")
+	return b.String()
 }
+
+// GoString is String, so that %#v does not print the adapters either.
+func (r *Registry) GoString() string { return r.String() }

@@ -491,3 +491,10 @@ func withRequestID(err error, id string) error {
 }
 
 var _ provider.Provider = (*Client)(nil)
+
+// String describes the adapter without its settings: fmt reads unexported
+// fields directly, so without this a %+v of the client would print its key.
+func (c *Client) String() string { return "replicate adapter" }
+
+// GoString is String for %#v.
+func (c *Client) GoString() string { return c.String() }

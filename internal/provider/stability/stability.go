@@ -326,3 +326,10 @@ func (c *Client) contextError(parent, callCtx context.Context, err error) error 
 }
 
 var _ provider.Provider = (*Client)(nil)
+
+// String describes the adapter without its settings: fmt reads unexported
+// fields directly, so without this a %+v of the client would print its key.
+func (c *Client) String() string { return "stability adapter" }
+
+// GoString is String for %#v.
+func (c *Client) GoString() string { return c.String() }
