@@ -15,7 +15,7 @@ build: ## build the binary into bin/ (no cgo)
 run: ## generate the example batch into out/ with the preview engine
 	$(GO) run ./cmd/bulkgen run examples/prompts.csv -o out/
 
-test: lint test-unit test-pg fuzz ## everything CI runs: vet, the suite on SQLite and PostgreSQL, short fuzzing
+test: lint test-unit test-pg fuzz crash-test ## everything CI runs: vet, the suite on SQLite and PostgreSQL, short fuzzing, the crash test
 
 test-unit: ## the whole suite (SQLite), with the race detector
 	$(GO) test -race -count=1 ./...
@@ -38,3 +38,7 @@ bench-ingest: ## parse+expand+validate+plan speed and memory at 10k, 100k, 1M ro
 
 bench-run: ## end-to-end run on the preview engine (latency 200ms, concurrency 16, 2000 images)
 	$(GO) run ./cmd/bulkgen bench run --images 2000 --latency 200ms --concurrency 16
+
+.PHONY: crash-test
+crash-test: ## kill -9 a server mid-batch and check every image is made exactly once (SQLite and PostgreSQL)
+	scripts/crash-test.sh

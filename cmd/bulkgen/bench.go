@@ -34,7 +34,10 @@ const benchUsage = `Usage:
   bulkgen bench run [--images 2000] [--latency 200ms] [--concurrency 16] [--size 256x256]
       Runs a whole batch on the preview engine with simulated latency and
       compares the achieved rate with the theoretical concurrency/latency.
-`
+  bulkgen bench ratelimit [--images 300] [--rpm 120] [--latency 500ms] [--window 1m]
+      Runs a batch against a local OpenAI contract server that allows --rpm
+      requests a minute, with the limit configured and without: rate, 429s.
+` + benchServeUsageLine
 
 func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -46,6 +49,10 @@ func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return benchIngest(ctx, args[1:], stdout, stderr)
 	case "run":
 		return benchRun(ctx, args[1:], getenv, stdout, stderr)
+	case "ratelimit":
+		return benchRateLimit(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return benchServe(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, benchUsage)
 		return errUsage

@@ -47,6 +47,10 @@ Usage:
   bulkgen bench ingest [--rows N]      measure parse + expand + validate + plan speed and memory
   bulkgen bench run [flags]            measure end-to-end generation with the preview engine
   bulkgen version                      print the version
+  bulkgen serve [flags]                the web service: REST API, OpenAI-compatible endpoint, workers
+  bulkgen worker [flags]               image workers only, next to a server on the same database
+  bulkgen migrate [flags]              apply the database migrations and print them
+  bulkgen admin COMMAND [flags]        create-token, create-admin, resume-provider
 
 Run 'bulkgen COMMAND -h' for a command's flags.
 `
@@ -64,6 +68,14 @@ func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout
 		return cmdModels(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return cmdBench(ctx, rest, getenv, stdout, stderr)
+	case "serve":
+		return cmdServe(ctx, rest, getenv, stdout, stderr)
+	case "worker":
+		return cmdWorker(ctx, rest, getenv, stderr)
+	case "migrate":
+		return cmdMigrate(ctx, rest, getenv, stdout, stderr)
+	case "admin":
+		return cmdAdmin(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "bulkgen", version())
 		return nil

@@ -148,7 +148,7 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 		}
 		ex.Wildcards = wc
 	}
-	planner := &batch.Planner{Catalog: cat, Expander: ex, Defaults: defaults, Now: time.Now()}
+	planner := &batch.Planner{Catalog: cat, Expander: ex, Defaults: defaults, Now: time.Now(), Available: reg.Available}
 	if f.template != "" {
 		t, err := expand.Parse(f.template)
 		if err != nil {

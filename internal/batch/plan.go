@@ -52,6 +52,10 @@ type Planner struct {
 	// MaxPerRow caps the images one row may produce (variants × n).
 	// Zero means the Expander's MaxImages.
 	MaxPerRow int
+	// Available, when set, says whether a provider can take work here (its
+	// key or URL is configured); a row for one that cannot is a problem
+	// found before anything is spent, not a failure at generation time.
+	Available func(provider string) error
 
 	rowCount int
 	defName  *expand.NameTemplate
@@ -279,6 +283,11 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 		}
 		spec.Prompt, spec.NegativePrompt = prompts[i].text, neg
 		r, ps := p.Catalog.Check(spec, p.Now)
+		if len(ps) == 0 && p.Available != nil && i == 0 {
+			if err := p.Available(r.Model.Provider); err != nil {
+				return prob("model", "%s: %v", r.Model.ID, err)
+			}
+		}
 		if len(ps) > 0 {
 			for _, q := range ps {
 				problems = append(problems, Problem{File: row.File, Line: row.Line, Field: q.Field, Msg: q.Msg})

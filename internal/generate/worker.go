@@ -142,6 +142,9 @@ func (w *ImageWorker) Work(ctx context.Context, job *river.Job[ImageArgs]) error
 	switch b.Status {
 	case store.BatchCanceled:
 		return w.DB.Tx(ctx, func(tx *sql.Tx) error {
+			if err := w.DB.LockBatch(ctx, tx, it.BatchID); err != nil {
+				return err
+			}
 			if _, err := w.DB.UpdateItemStatus(ctx, tx, it.ID, store.ItemUpdate{Status: store.ItemCanceled, From: unfinished}); err != nil {
 				return err
 			}
@@ -179,6 +182,11 @@ func (w *ImageWorker) Work(ctx context.Context, job *river.Job[ImageArgs]) error
 func (w *ImageWorker) start(ctx context.Context, job *river.Job[ImageArgs], it store.Item, gen int64) (bool, error) {
 	started := false
 	err := w.DB.Tx(ctx, func(tx *sql.Tx) error {
+		// The batch lock first (see settleBatch), so that the status read
+		// below cannot be overtaken by a cancel or pause.
+		if err := w.DB.LockBatch(ctx, tx, it.BatchID); err != nil {
+			return err
+		}
 		ok, err := w.DB.UpdateItemStatus(ctx, tx, it.ID, store.ItemUpdate{
 			Status: store.ItemRunning, Attempts: int64(job.Attempt), From: unfinished,
 		})
@@ -186,6 +194,11 @@ func (w *ImageWorker) start(ctx context.Context, job *river.Job[ImageArgs], it s
 			return err
 		}
 		started = true
+		if job.Attempt > 1 {
+			if err := w.closeInterruptedAttempts(ctx, tx, it, gen, job.Attempt); err != nil {
+				return err
+			}
+		}
 		if _, err := w.DB.RecordAttempt(ctx, tx, store.Attempt{
 			ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: gen, JobAttempt: int64(job.Attempt),
 			Status: store.AttemptRunning,
@@ -202,6 +215,27 @@ func (w *ImageWorker) start(ctx context.Context, job *river.Job[ImageArgs], it s
 		return nil
 	})
 	return started, err
+}
+
+// closeInterruptedAttempts marks as failed the earlier attempts of this
+// generation still recorded as running: their process died mid-call (River
+// rescued the job), so they will never finish on their own.
+func (w *ImageWorker) closeInterruptedAttempts(ctx context.Context, tx *sql.Tx, it store.Item, gen int64, attempt int) error {
+	as, err := w.DB.ListAttempts(ctx, tx, it.WorkspaceID, it.ID, 0, 1000)
+	if err != nil {
+		return err
+	}
+	for _, a := range as {
+		if a.Generation != gen || a.Status != store.AttemptRunning || a.JobAttempt >= int64(attempt) {
+			continue
+		}
+		a.Status, a.ErrorClass = store.AttemptFailed, string(provider.Retryable)
+		a.Error, a.FinishedAt = "interrupted: the process stopped during the call", time.Now()
+		if _, err := w.DB.RecordAttempt(ctx, tx, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // succeed stores the image file and then records the image, the item's
@@ -224,6 +258,9 @@ func (w *ImageWorker) succeed(ctx context.Context, log *slog.Logger, job *river.
 	rec := res.Record
 	var created bool
 	err := w.DB.Tx(ctx, func(tx *sql.Tx) error {
+		if err := w.DB.LockBatch(ctx, tx, it.BatchID); err != nil {
+			return err
+		}
 		im, c, err := w.DB.InsertImage(ctx, tx, store.Image{
 			ItemID: it.ID, BatchID: it.BatchID, WorkspaceID: it.WorkspaceID, Generation: gen,
 			ParentID: it.ParentImageID, BlobKey: key, SHA256: res.SHA256, Bytes: int64(len(res.Data)),
@@ -342,6 +379,8 @@ func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job
 		}
 		log.InfoContext(ctx, "provider asked to wait", "retry_after", retryAfter, "snoozes", out.RateLimited)
 		return river.JobSnooze(retryAfter)
+	case class == provider.Retryable && retryAfter > 0:
+		// The snooze budget is spent: give up below.
 	case class == provider.Retryable && job.Attempt < job.MaxAttempts:
 		if err := retry(store.AttemptFailed); err != nil {
 			return err
@@ -358,6 +397,9 @@ func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job
 		msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, job.Attempt)
 	}
 	err := w.DB.Tx(bg, func(tx *sql.Tx) error {
+		if err := w.DB.LockBatch(bg, tx, it.BatchID); err != nil {
+			return err
+		}
 		if _, err := w.DB.UpdateItemStatus(bg, tx, it.ID, store.ItemUpdate{
 			Status: store.ItemFailed, Error: msg, ErrorClass: string(class),
 			Attempts: int64(job.Attempt), From: unfinished,
@@ -403,7 +445,9 @@ func (w *ImageWorker) pauseProvider(ctx context.Context, log *slog.Logger, job *
 
 // settleBatch recomputes the batch's counters and, once none of its items
 // can change any more, gives it its final status. Call it inside the
-// transaction that changed an item.
+// transaction that changed an item, after taking the batch's lock
+// (store.DB.LockBatch) at the start of that transaction: recounts of the
+// same batch must not overlap, or one of them misses the other's item.
 func (w *ImageWorker) settleBatch(ctx context.Context, tx *sql.Tx, it store.Item) error {
 	if err := w.DB.RecountBatch(ctx, tx, it.BatchID); err != nil {
 		return err

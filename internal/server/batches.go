@@ -297,10 +297,11 @@ func (s *Server) planner(spec batchSpec) (*batch.Planner, error) {
 	}
 	cat := s.catalog()
 	p := &batch.Planner{
-		Catalog:  cat,
-		Expander: &expand.Expander{Combinatorial: spec.Combinatorial, MaxImages: spec.MaxImages, Wildcards: s.ext.Wildcards},
-		Defaults: defaults,
-		Now:      s.now(),
+		Catalog:   cat,
+		Expander:  &expand.Expander{Combinatorial: spec.Combinatorial, MaxImages: spec.MaxImages, Wildcards: s.ext.Wildcards},
+		Defaults:  defaults,
+		Now:       s.now(),
+		Available: s.ext.Available,
 	}
 	if spec.Template != "" {
 		t, err := expand.Parse(spec.Template)

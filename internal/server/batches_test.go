@@ -2,11 +2,13 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -89,7 +91,7 @@ func TestBatchCreateFromJSON(t *testing.T) {
 			check: func(t *testing.T, items []store.Item) {
 				cat, dog := items[0], items[1]
 				if cat.Prompt != "a photo of a cat" || cat.NegativePrompt != "blurry" || cat.Seed != 7 ||
-					!strings.Contains(string(cat.Options), `"steps":"20"`) || !strings.Contains(string(cat.Vars), `"animal":"cat"`) {
+					jsonMap(t, cat.Options)["steps"] != "20" || jsonMap(t, cat.Vars)["animal"] != "cat" {
 					t.Errorf("cat item = %+v options %s vars %s", cat, cat.Options, cat.Vars)
 				}
 				if dog.Width != 32 || dog.Height != 48 || dog.Format != "jpeg" {
@@ -266,7 +268,7 @@ func TestBatchUpload(t *testing.T) {
 			wantItems: 2, wantProbs: 1,
 			check: func(t *testing.T, items []store.Item) {
 				if items[0].Prompt != "a cat" || items[0].Width != 32 || items[1].Width != 64 || items[1].Format != "webp" ||
-					items[0].Name != "cat" || !strings.Contains(string(items[0].Options), `"steps":"4"`) {
+					items[0].Name != "cat" || jsonMap(t, items[0].Options)["steps"] != "4" {
 					t.Errorf("items = %+v", items)
 				}
 			},
@@ -548,4 +550,106 @@ func TestBatchLifecycle(t *testing.T) {
 			t.Errorf("files of deleted images are still stored")
 		}
 	})
+}
+
+// jsonMap decodes a stored JSON object of strings.
+func jsonMap(t *testing.T, raw []byte) map[string]string {
+	t.Helper()
+	var m map[string]string
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return m
+}
+
+// TestBatchWithWorker runs the whole path with the real River worker on
+// the preview engine: submit, generate, inspect, download, regenerate.
+func TestBatchWithWorker(t *testing.T) {
+	t.Parallel()
+	tb := newWorkerBundle(t, 0)
+	tok := tb.A.Token
+	final := func(b batchOut) bool { return store.BatchStatus(b.Status).Final() }
+
+	id := tb.createBatch(t, tb.A, "a red fox", "a blue whale", "a green frog")
+	b := tb.waitBatch(t, tb.A, id, final)
+	if b.Status != "succeeded" || b.Counts["succeeded"] != 3 || b.Total != 3 || b.StartedAt == nil {
+		t.Fatalf("batch = %+v", b)
+	}
+	var ims pageOut[imageOut]
+	tb.must(t, http.StatusOK, "GET", fmt.Sprintf("/api/v1/images?batch_id=%d", id), tok, nil, &ims)
+	if len(ims.Data) != 3 {
+		t.Fatalf("images = %+v", ims)
+	}
+	file := tb.must(t, http.StatusOK, "GET", ims.Data[0].FileURL, tok, nil, nil)
+	sum := sha256.Sum256(file.Body)
+	if file.Header.Get("Content-Type") != "image/png" || hex.EncodeToString(sum[:]) != ims.Data[0].SHA256 ||
+		file.Header.Get("ETag") != `"`+ims.Data[0].SHA256+`"` {
+		t.Errorf("file: %s, %d bytes, etag %s; image %+v", file.Header.Get("Content-Type"), len(file.Body), file.Header.Get("ETag"), ims.Data[0])
+	}
+
+	// A regeneration runs through the worker and lands as a version.
+	var regen regenOut
+	tb.must(t, http.StatusAccepted, "POST", fmt.Sprintf("/api/v1/images/%d/regenerate", ims.Data[0].ID), tok,
+		map[string]any{"overrides": map[string]any{"prompt": "a red fox at dawn"}}, &regen)
+	b = tb.waitBatch(t, tb.A, id, final)
+	if b.Status != "succeeded" || b.Counts["succeeded"] != 4 || b.Total != 4 {
+		t.Errorf("batch after regeneration = %+v", b)
+	}
+	var versions struct{ Data []imageOut }
+	tb.must(t, http.StatusOK, "GET", fmt.Sprintf("/api/v1/images/%d/versions", ims.Data[0].ID), tok, nil, &versions)
+	if len(versions.Data) != 2 || versions.Data[1].ParentID == nil || *versions.Data[1].ParentID != ims.Data[0].ID ||
+		versions.Data[1].Relation != "descendant" || versions.Data[1].SHA256 == ims.Data[0].SHA256 {
+		t.Errorf("versions = %+v", versions.Data)
+	}
+
+}
+
+// TestBatchPauseCancelWithWorker pauses, resumes and cancels batches that
+// the real worker is working on.
+func TestBatchPauseCancelWithWorker(t *testing.T) {
+	t.Parallel()
+	final := func(b batchOut) bool { return store.BatchStatus(b.Status).Final() }
+	running := func(b batchOut) bool { return b.Counts["running"] > 0 }
+	idle := func(b batchOut) bool { return b.Counts["running"] == 0 }
+	// 12 images of 300 ms on 4 workers take three rounds: the pause and
+	// the cancel below land while the first round runs.
+	slow := newWorkerBundle(t, 300*time.Millisecond)
+	prompts := make([]string, 12)
+	for i := range prompts {
+		prompts[i] = fmt.Sprintf("prompt %d", i)
+	}
+
+	// Pause mid-run: running images finish, the rest wait; resume: the
+	// batch ends with every image made exactly once.
+	pid := slow.createBatch(t, slow.A, prompts...)
+	slow.waitBatch(t, slow.A, pid, running)
+	slow.must(t, http.StatusOK, "POST", fmt.Sprintf("/api/v1/batches/%d/pause", pid), slow.A.Token, nil, nil)
+	paused := slow.waitBatch(t, slow.A, pid, idle)
+	if paused.Status != "paused" || paused.Counts["pending"] == 0 || paused.Counts["failed"] != 0 {
+		t.Errorf("batch after pause = %+v", paused)
+	}
+	slow.must(t, http.StatusOK, "POST", fmt.Sprintf("/api/v1/batches/%d/resume", pid), slow.A.Token, nil, nil)
+	done := slow.waitBatch(t, slow.A, pid, final)
+	if done.Status != "succeeded" || done.Counts["succeeded"] != 12 {
+		t.Errorf("batch after resume = %+v", done)
+	}
+	var all pageOut[imageOut]
+	slow.must(t, http.StatusOK, "GET", fmt.Sprintf("/api/v1/images?batch_id=%d", pid), slow.A.Token, nil, &all)
+	perItem := map[int64]int{}
+	for _, im := range all.Data {
+		perItem[im.ItemID]++
+	}
+	if len(all.Data) != 12 || len(perItem) != 12 {
+		t.Errorf("%d images for %d items, want one each of 12", len(all.Data), len(perItem))
+	}
+
+	// Cancel mid-run: the batch ends canceled, the running images
+	// finish, nothing stays pending.
+	cid := slow.createBatch(t, slow.A, prompts...)
+	slow.waitBatch(t, slow.A, cid, running)
+	slow.must(t, http.StatusOK, "POST", fmt.Sprintf("/api/v1/batches/%d/cancel", cid), slow.A.Token, nil, nil)
+	c := slow.waitBatch(t, slow.A, cid, func(b batchOut) bool { return b.Counts["running"] == 0 && b.Counts["pending"] == 0 })
+	if c.Status != "canceled" || c.Counts["canceled"] == 0 || c.Counts["canceled"]+c.Counts["succeeded"] != 12 {
+		t.Errorf("batch after cancel = %+v", c)
+	}
 }

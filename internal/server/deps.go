@@ -28,6 +28,11 @@ type Extra struct {
 	// River is the queue client; /readyz checks it. Nil means the
 	// Submitter's client.
 	River *river.Client[*sql.Tx]
+	// Available says whether a provider is configured on this server
+	// (registry.Available); rows for one that is not are refused when the
+	// batch is planned instead of queueing jobs that cannot run. Nil means
+	// every provider is accepted.
+	Available func(provider string) error
 
 	// Operations, OpenAI-compatible endpoint and export.
 

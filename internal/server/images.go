@@ -289,7 +289,7 @@ func (s *Server) regenerateOne(ctx context.Context, tx *sql.Tx, ws, imageID int6
 	if err != nil {
 		return store.Item{}, err
 	}
-	planner := &batch.Planner{Catalog: s.catalog(), Expander: &expand.Expander{}, Now: s.now()}
+	planner := &batch.Planner{Catalog: s.catalog(), Expander: &expand.Expander{}, Now: s.now(), Available: s.ext.Available}
 	var planned []batch.Item
 	problems := planner.Plan(row, func(it batch.Item) bool { planned = append(planned, it); return true })
 	if len(problems) > 0 || len(planned) != 1 {
@@ -298,7 +298,7 @@ func (s *Server) regenerateOne(ctx context.Context, tx *sql.Tx, ws, imageID int6
 			details[i] = problemJSON{Field: p.Field, Message: p.Msg}
 		}
 		return store.Item{}, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_overrides",
-			Message:  fmt.Sprintf("image %d cannot be regenerated with these overrides", imageID),
+			Message: fmt.Sprintf("image %d cannot be regenerated with these overrides", imageID),
 			Details: map[string]any{"image_id": imageID, "problems": details}}
 	}
 	p := planned[0]

@@ -310,10 +310,11 @@ func (s *Server) planOpenAI(req openAIImageRequest) ([]batch.Item, error) {
 		quality = ""
 	}
 	p := &batch.Planner{
-		Catalog:  s.catalog(),
-		Expander: &expand.Expander{},
-		Now:      s.now(),
-		Defaults: batch.Defaults{Model: req.Model, Size: size, Quality: quality, Format: req.OutputFormat, Style: req.Style, N: n},
+		Catalog:   s.catalog(),
+		Expander:  &expand.Expander{},
+		Now:       s.now(),
+		Available: s.ext.Available,
+		Defaults:  batch.Defaults{Model: req.Model, Size: size, Quality: quality, Format: req.OutputFormat, Style: req.Style, N: n},
 	}
 	row := input.Row{File: "openai-api", Line: 1, Literal: true, Values: map[string]string{"prompt": req.Prompt}}
 	var items []batch.Item

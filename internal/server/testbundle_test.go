@@ -19,6 +19,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -27,6 +28,9 @@ import (
 	"bulkgen/internal/blob"
 	"bulkgen/internal/blob/fileblob"
 	"bulkgen/internal/catalog"
+	"bulkgen/internal/generate"
+	"bulkgen/internal/provider"
+	"bulkgen/internal/provider/preview"
 	"bulkgen/internal/queue"
 	"bulkgen/internal/store"
 	"bulkgen/internal/store/storetest"
@@ -53,20 +57,79 @@ type testTenant struct {
 }
 
 // newTestBundle builds a testBundle; edit, when not nil, may change the
-// server's dependencies before the server is built.
+// server's dependencies before the server is built. Nothing works the
+// queued jobs: tests play the worker with completeItem and failItem.
 func newTestBundle(t *testing.T, edit func(*Deps)) *testBundle {
 	t.Helper()
-	ctx := t.Context()
 	db := storetest.New(t)
 	blobs, err := fileblob.New(t.TempDir())
 	if err != nil {
 		t.Fatalf("blob store: %v", err)
 	}
 	t.Cleanup(func() { _ = blobs.Close() })
-	rc, err := queue.New(ctx, db, queue.Config{InsertOnly: true, TestOnly: true}, nil, nil)
+	rc, err := queue.New(t.Context(), db, queue.Config{InsertOnly: true, TestOnly: true}, nil, nil)
 	if err != nil {
 		t.Fatalf("river client: %v", err)
 	}
+	return buildTestBundle(t, db, blobs, rc, edit)
+}
+
+// newWorkerBundle builds a testBundle whose River client is started with
+// the real image worker (generate.ImageWorker) on the preview engine, each
+// call taking latency.
+func newWorkerBundle(t *testing.T, latency time.Duration) *testBundle {
+	t.Helper()
+	db := storetest.New(t)
+	blobs, err := fileblob.New(t.TempDir())
+	if err != nil {
+		t.Fatalf("blob store: %v", err)
+	}
+	t.Cleanup(func() { _ = blobs.Close() })
+	eng, err := preview.New(preview.Config{Latency: latency, RandSeed: 1})
+	if err != nil {
+		t.Fatalf("preview engine: %v", err)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &generate.ImageWorker{
+		DB: db, Blobs: blobs, Generator: &generate.Generator{Providers: testProviders{preview.Name: eng}},
+		JobTimeout: 30 * time.Second, PausedSnooze: 50 * time.Millisecond,
+	})
+	rc, err := queue.New(t.Context(), db, queue.Config{
+		Queues:            map[string]queue.Queue{batch.QueueFor(preview.Name): {MaxWorkers: 4}},
+		FetchCooldown:     5 * time.Millisecond,
+		FetchPollInterval: 20 * time.Millisecond,
+		MaxAttempts:       3,
+		Retry:             queue.RetryPolicy{Min: time.Millisecond, Max: 5 * time.Millisecond},
+		TestOnly:          true,
+	}, workers, nil)
+	if err != nil {
+		t.Fatalf("river client: %v", err)
+	}
+	if err := rc.Start(t.Context()); err != nil {
+		t.Fatalf("start river: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rc.Stop(ctx); err != nil {
+			t.Errorf("stop river: %v", err)
+		}
+	})
+	return buildTestBundle(t, db, blobs, rc, nil)
+}
+
+// testProviders finds providers by name for the generator.
+type testProviders map[string]provider.Provider
+
+func (p testProviders) Get(name string) (provider.Provider, error) {
+	if pr, ok := p[name]; ok {
+		return pr, nil
+	}
+	return nil, fmt.Errorf("provider %q not configured", name)
+}
+
+func buildTestBundle(t *testing.T, db *store.DB, blobs *fileblob.Store, rc *river.Client[*sql.Tx], edit func(*Deps)) *testBundle {
+	t.Helper()
 	deps := Deps{
 		DB:     db,
 		Logger: slog.New(slog.DiscardHandler),
@@ -204,7 +267,7 @@ func (b *testBundle) createBatch(t *testing.T, tn testTenant, prompts ...string)
 		ID int64 `json:"id"`
 	}
 	b.must(t, http.StatusCreated, "POST", "/api/v1/batches", tn.Token, map[string]any{
-		"name": "test", "prompts": prompts, "defaults": map[string]any{"model": "preview", "size": "64x64"},
+		"name": "test", "prompts": prompts, "defaults": map[string]any{"model": "preview", "size": "16x16"},
 	}, &out)
 	return out.ID
 }
@@ -357,4 +420,22 @@ func filesIn(t *testing.T, dir string) []string {
 		out = append(out, e.Name())
 	}
 	return out
+}
+
+// waitBatch polls the batch until done says its state is reached, and
+// fails the test after a generous deadline (a wait, not a timing claim).
+func (b *testBundle) waitBatch(t *testing.T, tn testTenant, id int64, done func(batchOut) bool) batchOut {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var out batchOut
+		b.must(t, http.StatusOK, "GET", fmt.Sprintf("/api/v1/batches/%d", id), tn.Token, nil, &out)
+		if done(out) {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %d never reached the awaited state; last seen %+v", id, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -97,6 +97,18 @@ func (r *Registry) Get(name string) (provider.Provider, error) {
 	return nil, &provider.Error{Class: provider.Invalid, Provider: name, Message: "unknown provider"}
 }
 
+// Available reports whether a provider is configured, with the reason
+// (which variable to set) when it is not.
+func (r *Registry) Available(name string) error {
+	if _, ok := r.providers[name]; ok {
+		return nil
+	}
+	if why, ok := r.missing[name]; ok {
+		return fmt.Errorf("provider %s is not configured (%s)", name, why)
+	}
+	return fmt.Errorf("unknown provider %s", name)
+}
+
 // Set adds or replaces an adapter (tests and embedding programs).
 func (r *Registry) Set(p provider.Provider) {
 	r.providers[p.Name()] = p
