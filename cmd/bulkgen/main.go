@@ -44,13 +44,13 @@ const usage = `bulkgen — bulk AI image generation
 Usage:
   bulkgen run FILE... -o DIR [flags]   generate images from prompt files (TXT, CSV, JSONL, manifest)
   bulkgen models [--all]               list the model catalogue and which providers are configured
-  bulkgen bench ingest [--rows N]      measure parse + expand + validate + plan speed and memory
-  bulkgen bench run [flags]            measure end-to-end generation with the preview engine
-  bulkgen version                      print the version
   bulkgen serve [flags]                the web service: REST API, OpenAI-compatible endpoint, workers
   bulkgen worker [flags]               image workers only, next to a server on the same database
   bulkgen migrate [flags]              apply the database migrations and print them
   bulkgen admin COMMAND [flags]        create-token, create-admin, resume-provider
+  bulkgen bench ingest|run|ratelimit|serve [flags]
+                                       the benchmarks in the README
+  bulkgen version                      print the version
 
 Run 'bulkgen COMMAND -h' for a command's flags.
 `

@@ -70,6 +70,7 @@ func cmdServe(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		Blobs:          a.blobs,
 		Submitter:      a.submitter,
 		River:          a.river,
+		Available:      a.reg.Available,
 		Metrics:        a.metrics,
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		UploadDir:      a.uploadDir,
