@@ -96,7 +96,7 @@ func keyed(keyVars, baseVars []string, mk func(key provider.Secret, base string,
 		p, err := mk(key, base, getenv)
 		return p, err == nil, "", err
 	}
-	return spec{env: keyVars, build: build}
+	return spec{env: keyVars, build: build, baseVars: baseVars}
 }
 
 // hosted builds a self-hosted provider enabled by its URL (or a file

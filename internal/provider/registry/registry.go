@@ -44,6 +44,10 @@ type builder func(getenv func(string) string) (p provider.Provider, ok bool, rea
 type spec struct {
 	env   []string
 	build builder
+	// baseVars are the variables overriding a hosted API's base URL; when
+	// none is set, the catalogue's base_url for the provider is used, so a
+	// catalogue file can point a provider elsewhere too.
+	baseVars []string
 }
 
 // builders lists every adapter except preview, which is always present.
@@ -62,7 +66,19 @@ func Build(cfg Config) (*Registry, error) {
 	}
 	r.providers["preview"] = pv
 	for name, b := range builders {
-		p, ok, reason, err := b.build(getenv)
+		penv := getenv
+		if info, ok := catalogProvider(cfg.Catalog, name); ok && info.BaseURL != "" && len(b.baseVars) > 0 {
+			penv = func(k string) string {
+				if k == b.baseVars[0] {
+					if _, v := firstVar(getenv, b.baseVars...); v != "" {
+						return v
+					}
+					return info.BaseURL
+				}
+				return getenv(k)
+			}
+		}
+		p, ok, reason, err := b.build(penv)
 		if err != nil {
 			return nil, fmt.Errorf("provider %s: %w", name, err)
 		}
@@ -83,6 +99,13 @@ func Build(cfg Config) (*Registry, error) {
 	}
 	r.limits = ratelimit.NewSet(defaults)
 	return r, nil
+}
+
+func catalogProvider(c *catalog.Catalog, name string) (catalog.ProviderInfo, bool) {
+	if c == nil {
+		return catalog.ProviderInfo{}, false
+	}
+	return c.Provider(name)
 }
 
 // Get returns the adapter for a provider name, or an Auth-class error
