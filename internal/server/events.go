@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -58,7 +57,7 @@ func (s *Server) handleBatchEvents(w http.ResponseWriter, r *http.Request) error
 	}
 	cur, resume := parseEventCursor(last)
 	if !resume {
-		if cur, err = s.eventHead(ctx, b.ID); err != nil {
+		if cur, err = s.eventHead(ctx, b.WorkspaceID, b.ID); err != nil {
 			return err
 		}
 	}
@@ -87,7 +86,7 @@ func (s *Server) handleBatchEvents(w http.ResponseWriter, r *http.Request) error
 		changed := first
 		first = false
 		for {
-			evs, err := s.batchEvents(ctx, b.ID, cur, eventsPage)
+			evs, err := s.batchEvents(ctx, b.WorkspaceID, b.ID, cur, eventsPage)
 			if err != nil {
 				return s.sseFail(ctx, err)
 			}
@@ -210,75 +209,29 @@ type batchEvent struct {
 	ImageID int64  `json:"image_id,omitempty"`
 }
 
-// The event log queries. They live here rather than in store because the
-// log is the SSE stream's alone; the PostgreSQL ones take only rows whose
-// transaction is older than every running one, so that no row can later
-// appear before the cursor.
-const (
-	eventsSQLite = `SELECT '0', e.id, COALESCE(e.item_id, 0), e.status,
-		COALESCE((SELECT MAX(im.id) FROM images im WHERE im.item_id = e.item_id), 0)
-		FROM batch_events e WHERE e.batch_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`
-	eventsPostgres = `SELECT e.xid::text, e.id, COALESCE(e.item_id, 0), e.status,
-		COALESCE((SELECT MAX(im.id) FROM images im WHERE im.item_id = e.item_id), 0)
-		FROM batch_events e
-		WHERE e.batch_id = $1 AND (e.xid, e.id) > ($2::xid8, $3)
-		  AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY e.xid, e.id LIMIT $4`
-	headSQLite   = `SELECT '0', COALESCE(MAX(id), 0) FROM batch_events WHERE batch_id = ?`
-	headPostgres = `SELECT COALESCE(MAX(xid)::text, '0'), COALESCE(MAX(id), 0) FROM (
-		SELECT xid, id FROM batch_events
-		WHERE batch_id = $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY xid DESC, id DESC LIMIT 1) AS last`
-)
-
-// batchEvents returns up to limit events of batch after cur, in order.
-func (s *Server) batchEvents(ctx context.Context, batchID int64, cur eventCursor, limit int) ([]batchEvent, error) {
-	var rows *sql.Rows
-	var err error
-	if s.db.Dialect() == store.Postgres {
-		rows, err = s.db.Reader().QueryContext(ctx, eventsPostgres, batchID, strconv.FormatUint(cur.xid, 10), cur.id, limit)
-	} else {
-		rows, err = s.db.Reader().QueryContext(ctx, eventsSQLite, batchID, cur.id, limit)
-	}
+// batchEvents returns up to limit events of batch after cur, in order (see
+// store.DB.BatchEvents for which events a read may return).
+func (s *Server) batchEvents(ctx context.Context, workspaceID, batchID int64, cur eventCursor, limit int) ([]batchEvent, error) {
+	evs, err := s.db.BatchEvents(ctx, s.db.Reader(), workspaceID, batchID, store.EventCursor{XID: cur.xid, ID: cur.id}, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read events of batch %d: %w", batchID, err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []batchEvent
-	for rows.Next() {
-		var ev batchEvent
-		var xid string
-		if err := rows.Scan(&xid, &ev.cursor.id, &ev.ItemID, &ev.Status, &ev.ImageID); err != nil {
-			return nil, fmt.Errorf("read events of batch %d: %w", batchID, err)
-		}
-		if ev.cursor.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
-			return nil, fmt.Errorf("read events of batch %d: xid %q: %w", batchID, xid, err)
-		}
-		out = append(out, ev)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events of batch %d: %w", batchID, err)
+	out := make([]batchEvent, len(evs))
+	for i, ev := range evs {
+		out[i] = batchEvent{cursor: eventCursor{xid: ev.Cursor.XID, id: ev.Cursor.ID},
+			ItemID: ev.ItemID, Status: ev.Status, ImageID: ev.ImageID}
 	}
 	return out, nil
 }
 
 // eventHead returns the cursor of the newest event of batch that a reader
 // may rely on: a new stream starts there.
-func (s *Server) eventHead(ctx context.Context, batchID int64) (eventCursor, error) {
-	query := headSQLite
-	if s.db.Dialect() == store.Postgres {
-		query = headPostgres
+func (s *Server) eventHead(ctx context.Context, workspaceID, batchID int64) (eventCursor, error) {
+	c, err := s.db.BatchEventHead(ctx, s.db.Reader(), workspaceID, batchID)
+	if err != nil {
+		return eventCursor{}, err
 	}
-	var c eventCursor
-	var xid string
-	if err := s.db.Reader().QueryRowContext(ctx, query, batchID).Scan(&xid, &c.id); err != nil {
-		return c, fmt.Errorf("read event head of batch %d: %w", batchID, err)
-	}
-	var err error
-	if c.xid, err = strconv.ParseUint(xid, 10, 64); err != nil {
-		return c, fmt.Errorf("read event head of batch %d: xid %q: %w", batchID, xid, err)
-	}
-	return c, nil
+	return eventCursor{xid: c.XID, id: c.ID}, nil
 }
 
 // batchProgress is the payload of progress and done events.
@@ -313,23 +266,13 @@ func (s *Server) batchProgress(ctx context.Context, workspaceID, batchID int64) 
 	for _, st := range []store.ItemStatus{store.ItemPending, store.ItemRunning, store.ItemSucceeded, store.ItemFailed, store.ItemCanceled} {
 		p.Counts[string(st)] = 0
 	}
-	rows, err := s.db.Reader().QueryContext(ctx, dialectSQL(s.db.Dialect(),
-		`SELECT status, COUNT(*) FROM items WHERE batch_id = ? AND workspace_id = ? GROUP BY status`), b.ID, workspaceID)
+	counts, err := s.db.CountBatchItems(ctx, s.db.Reader(), workspaceID, b.ID)
 	if err != nil {
-		return p, fmt.Errorf("count items of batch %d: %w", b.ID, err)
+		return p, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var st string
-		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
-			return p, fmt.Errorf("count items of batch %d: %w", b.ID, err)
-		}
-		p.Counts[st] = n
+	for st, n := range counts {
+		p.Counts[string(st)] = n
 		p.Total += n
-	}
-	if err := rows.Err(); err != nil {
-		return p, fmt.Errorf("count items of batch %d: %w", b.ID, err)
 	}
 	return p, nil
 }

@@ -346,7 +346,7 @@ func TestBatchEventsCommitOrder(t *testing.T) {
 	b := newTestBundle(t, fastEvents)
 	bt, items := submitTestBatch(t, b, b.A, []string{"early", "late"})
 	ctx := t.Context()
-	head, err := b.Server.eventHead(ctx, bt.ID)
+	head, err := b.Server.eventHead(ctx, bt.WorkspaceID, bt.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestBatchEventsCommitOrder(t *testing.T) {
 	if _, err := b.DB.UpdateItemStatus(ctx, b.DB.Writer(), items[1].ID, store.ItemUpdate{Status: store.ItemRunning}); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := b.Server.batchEvents(ctx, bt.ID, head, 10)
+	evs, err := b.Server.batchEvents(ctx, bt.WorkspaceID, bt.ID, head, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestBatchEventsCommitOrder(t *testing.T) {
 	// back for a moment; wait for it.
 	deadline := time.Now().Add(10 * time.Second)
 	for len(evs) < 2 && time.Now().Before(deadline) {
-		if evs, err = b.Server.batchEvents(ctx, bt.ID, head, 10); err != nil {
+		if evs, err = b.Server.batchEvents(ctx, bt.WorkspaceID, bt.ID, head, 10); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(10 * time.Millisecond)

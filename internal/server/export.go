@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
-	"strings"
 
 	"bulkgen/internal/blob"
 	"bulkgen/internal/export"
@@ -112,7 +110,7 @@ func (s *Server) writeExport(ctx context.Context, w io.Writer, q store.Querier, 
 
 	// Pass 1: the images, stored.
 	names := export.NewNamer(manifestCSV, manifestJSONL)
-	err := s.exportEntries(ctx, q, b, filter, func(it *store.Item, im *exportImage) error {
+	err := s.exportEntries(ctx, q, b, filter, func(it *store.Item, im *store.Image) error {
 		if im == nil {
 			return nil
 		}
@@ -167,7 +165,7 @@ func (s *Server) writeExport(ctx context.Context, w io.Writer, q store.Querier, 
 func (s *Server) exportRecords(ctx context.Context, q store.Querier, b store.Batch, filter string, write func(*manifest.Record) error) error {
 	names := export.NewNamer(manifestCSV, manifestJSONL)
 	var rec manifest.Record
-	return s.exportEntries(ctx, q, b, filter, func(it *store.Item, im *exportImage) error {
+	return s.exportEntries(ctx, q, b, filter, func(it *store.Item, im *store.Image) error {
 		fillRecord(&rec, b, it, im)
 		if im != nil {
 			rec.ImageFile = names.Name(it.Name, generate.Extension(im.Format))
@@ -178,7 +176,7 @@ func (s *Server) exportRecords(ctx context.Context, q store.Querier, b store.Bat
 
 // fillRecord overwrites rec with the manifest record of item it and its
 // exported image im (nil when there is none).
-func fillRecord(rec *manifest.Record, b store.Batch, it *store.Item, im *exportImage) {
+func fillRecord(rec *manifest.Record, b store.Batch, it *store.Item, im *store.Image) {
 	*rec = manifest.Record{
 		SourceFile:     b.SourceFile,
 		SourceLine:     int(it.SourceLine),
@@ -230,26 +228,11 @@ func manifestStatus(st store.ItemStatus) string {
 	return manifest.StatusPending
 }
 
-// exportImage is the part of an image row an export needs.
-type exportImage struct {
-	ID, ItemID      int64
-	BlobKey, SHA256 string
-	Bytes           int64
-	Width, Height   int64
-	Format          string
-	Provider, Model string
-	RequestID       string
-	Cost, LatencyMS int64
-	IsPreview       bool
-	Review          store.Review
-	generation      int64
-}
-
 // exportEntries calls fn for every item of b that filter selects, in id
 // order, with the item's exported image (nil when it has none), reading
 // exportPage items and their images at a time.
 func (s *Server) exportEntries(ctx context.Context, q store.Querier, b store.Batch, filter string,
-	fn func(it *store.Item, im *exportImage) error) error {
+	fn func(it *store.Item, im *store.Image) error) error {
 	f := store.ItemFilter{BatchID: b.ID}
 	if filter == exportSucceeded {
 		f.Status = store.ItemSucceeded
@@ -264,17 +247,20 @@ func (s *Server) exportEntries(ctx context.Context, q store.Querier, b store.Bat
 			return nil
 		}
 		last := items[len(items)-1].ID
-		images, err := s.exportImages(ctx, q, b, after, last, filter == exportApproved)
+		var review store.Review
+		if filter == exportApproved {
+			review = store.ReviewApproved
+		}
+		images, err := s.db.NewestItemImages(ctx, q, b.WorkspaceID, b.ID, after, last, review)
 		if err != nil {
 			return err
 		}
 		for i := range items {
-			im, ok := images[items[i].ID]
-			if !ok {
-				if filter == exportApproved {
-					continue
-				}
-				im = nil
+			var im *store.Image
+			if found, ok := images[items[i].ID]; ok {
+				im = &found
+			} else if filter == exportApproved {
+				continue
 			}
 			if err := fn(&items[i], im); err != nil {
 				return err
@@ -285,62 +271,4 @@ func (s *Server) exportEntries(ctx context.Context, q store.Querier, b store.Bat
 		}
 		after = last
 	}
-}
-
-// exportImages returns the newest image (optionally the newest approved
-// one) of each item of b with an id in (after, last], by item id.
-//
-// The SQL lives here rather than in store because store has no query for
-// "the images of a range of items" yet; it belongs there (a
-// store.ListItemImages) once someone owns that change.
-func (s *Server) exportImages(ctx context.Context, q store.Querier, b store.Batch, after, last int64, approvedOnly bool) (map[int64]*exportImage, error) {
-	query := `SELECT id, item_id, blob_key, sha256, bytes, width, height, format, provider, model,
-		request_id, cost, latency_ms, is_preview, review, generation
-		FROM images WHERE batch_id = ? AND workspace_id = ? AND item_id > ? AND item_id <= ?`
-	args := []any{b.ID, b.WorkspaceID, after, last}
-	if approvedOnly {
-		query += ` AND review = ?`
-		args = append(args, string(store.ReviewApproved))
-	}
-	query += ` ORDER BY item_id, generation, id`
-	rows, err := q.QueryContext(ctx, dialectSQL(s.db.Dialect(), query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("export images of batch %d: %w", b.ID, err)
-	}
-	defer rows.Close()
-	out := make(map[int64]*exportImage, exportPage)
-	for rows.Next() {
-		im := &exportImage{}
-		if err := rows.Scan(&im.ID, &im.ItemID, &im.BlobKey, &im.SHA256, &im.Bytes, &im.Width, &im.Height,
-			&im.Format, &im.Provider, &im.Model, &im.RequestID, &im.Cost, &im.LatencyMS, &im.IsPreview,
-			&im.Review, &im.generation); err != nil {
-			return nil, fmt.Errorf("export images of batch %d: %w", b.ID, err)
-		}
-		out[im.ItemID] = im // rows come oldest first: the newest wins
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("export images of batch %d: %w", b.ID, err)
-	}
-	return out, nil
-}
-
-// dialectSQL rewrites a query written with "?" placeholders for d: PostgreSQL
-// wants $1, $2, … The server's few queries of its own (export, events)
-// contain no "?" inside literals.
-func dialectSQL(d store.Dialect, query string) string {
-	if d != store.Postgres {
-		return query
-	}
-	var sb strings.Builder
-	n := 0
-	for i := 0; i < len(query); i++ {
-		if query[i] == '?' {
-			n++
-			sb.WriteByte('$')
-			sb.WriteString(strconv.Itoa(n))
-			continue
-		}
-		sb.WriteByte(query[i])
-	}
-	return sb.String()
 }

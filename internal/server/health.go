@@ -44,9 +44,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	// River keeps its state in the same database, so "the queue is
 	// reachable" means its job table exists and answers.
 	run("queue", func(ctx context.Context) error {
-		var n int
-		err := s.db.Reader().QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM river_job LIMIT 1) AS j`).Scan(&n)
-		return err
+		return s.db.PingJobTable(ctx, s.db.Reader())
 	})
 	status, word := http.StatusOK, "ok"
 	if !ok {

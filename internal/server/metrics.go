@@ -26,22 +26,15 @@ func (s *Server) metricsHandler() http.Handler {
 // jobCounts reads River's jobs by state and provider (the queue name
 // without its "provider_" prefix; see batch.QueueFor).
 func (s *Server) jobCounts(ctx context.Context) ([]metrics.JobCount, error) {
-	rows, err := s.db.Reader().QueryContext(ctx, `SELECT state, queue, COUNT(*) FROM river_job GROUP BY state, queue`)
+	counts, err := s.db.CountJobs(ctx, s.db.Reader())
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var out []metrics.JobCount
-	for rows.Next() {
-		var jc metrics.JobCount
-		var queue string
-		if err := rows.Scan(&jc.State, &queue, &jc.Count); err != nil {
-			return nil, err
-		}
-		jc.Provider = strings.TrimPrefix(queue, "provider_")
-		out = append(out, jc)
+	for _, c := range counts {
+		out = append(out, metrics.JobCount{State: string(c.State), Provider: strings.TrimPrefix(c.Queue, "provider_"), Count: c.Count})
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // statusRecorder remembers the status a handler answered with, for the

@@ -14,10 +14,15 @@ import (
 // the last one to commit writes a count that is one short. SQLite
 // transactions already take the database's write lock at BEGIN, so there it
 // only checks that the batch exists. Returns ErrNotFound for an unknown id.
+//
+// The lock is FOR NO KEY UPDATE, not FOR UPDATE: it serializes the same
+// way, but unlike FOR UPDATE it does not block the foreign-key checks of
+// rows inserted meanwhile for the batch (items, images, attempts, events),
+// which take FOR KEY SHARE on it. See also ShareLockBatch.
 func (db *DB) LockBatch(ctx context.Context, q Querier, id int64) error {
 	query := `SELECT id FROM batches WHERE id = ?`
 	if db.dialect == Postgres {
-		query += ` FOR UPDATE`
+		query += ` FOR NO KEY UPDATE`
 	}
 	var got int64
 	err := q.QueryRowContext(ctx, db.q(query), id).Scan(&got)

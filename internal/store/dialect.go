@@ -182,3 +182,42 @@ func clampLimit(limit int) int {
 	}
 	return limit
 }
+
+// The batch event log (events.go) is ordered by id on SQLite, whose writers
+// are serialised so that ids are commit order. On PostgreSQL ids are handed
+// out at INSERT, not at COMMIT, so the log is ordered by (xid, id) and
+// readers take only rows whose transaction is older than every running one
+// (pg_snapshot_xmin): no row can later appear before that point. Both
+// dialects return the xid as text ("0" on SQLite), because xid8 has no
+// database/sql type.
+
+// eventsAfterQuery returns the query and arguments of BatchEvents.
+func (db *DB) eventsAfterQuery(workspaceID, batchID int64, after EventCursor, limit int) (string, []any) {
+	if db.dialect == Postgres {
+		return `SELECT e.xid::text, e.id, COALESCE(e.item_id, 0), e.status,
+			COALESCE((SELECT MAX(im.id) FROM images im WHERE im.item_id = e.item_id), 0)
+			FROM batch_events e
+			WHERE e.batch_id = ? AND e.workspace_id = ? AND (e.xid, e.id) > (?::xid8, ?)
+			  AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
+			ORDER BY e.xid, e.id LIMIT ?`,
+			[]any{batchID, workspaceID, strconv.FormatUint(after.XID, 10), after.ID, limit}
+	}
+	return `SELECT '0', e.id, COALESCE(e.item_id, 0), e.status,
+		COALESCE((SELECT MAX(im.id) FROM images im WHERE im.item_id = e.item_id), 0)
+		FROM batch_events e
+		WHERE e.batch_id = ? AND e.workspace_id = ? AND e.id > ?
+		ORDER BY e.id LIMIT ?`,
+		[]any{batchID, workspaceID, after.ID, limit}
+}
+
+// eventHeadQuery returns the query of BatchEventHead; it takes the batch id
+// and the workspace id.
+func (db *DB) eventHeadQuery() string {
+	if db.dialect == Postgres {
+		return `SELECT COALESCE(MAX(xid)::text, '0'), COALESCE(MAX(id), 0) FROM (
+			SELECT xid, id FROM batch_events
+			WHERE batch_id = ? AND workspace_id = ? AND xid < pg_snapshot_xmin(pg_current_snapshot())
+			ORDER BY xid DESC, id DESC LIMIT 1) AS last`
+	}
+	return `SELECT '0', COALESCE(MAX(id), 0) FROM batch_events WHERE batch_id = ? AND workspace_id = ?`
+}

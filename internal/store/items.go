@@ -267,3 +267,32 @@ func (db *DB) UpdateItemStatus(ctx context.Context, q Querier, id int64, u ItemU
 	}
 	return n > 0, nil
 }
+
+// CountBatchItems counts the workspace's batch's items by status, from the
+// items themselves (not the batch's counters, which lag behind the
+// workers). A status no item has is absent from the map; another
+// workspace's batch has no items.
+func (db *DB) CountBatchItems(ctx context.Context, q Querier, workspaceID, batchID int64) (map[ItemStatus]int64, error) {
+	rows, err := q.QueryContext(ctx, db.q(`SELECT status, COUNT(*) FROM items
+		WHERE batch_id = ? AND workspace_id = ? GROUP BY status`), batchID, workspaceID)
+	if err != nil {
+		return nil, fmt.Errorf("count items of batch %d: %w", batchID, err)
+	}
+	type count struct {
+		status ItemStatus
+		n      int64
+	}
+	counts, err := collect(rows, func(r interface{ Scan(...any) error }) (count, error) {
+		var c count
+		err := r.Scan(&c.status, &c.n)
+		return c, err
+	}, "count items of batch")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[ItemStatus]int64, len(counts))
+	for _, c := range counts {
+		out[c.status] = c.n
+	}
+	return out, nil
+}

@@ -106,11 +106,22 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
 	return openSQLite(ctx, path, logger)
 }
 
+// pgMaxIdleConns is how many idle PostgreSQL connections the pool keeps:
+// enough for the workers of a busy server plus River's own.
+const pgMaxIdleConns = 64
+
 func openPostgres(ctx context.Context, dsn string, logger *slog.Logger) (*DB, error) {
 	pool, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	// database/sql keeps only 2 idle connections by default: with dozens
+	// of image workers every transaction beyond those opened a new
+	// PostgreSQL connection (a new server process) and closed it again,
+	// which cost more than the work itself. The number of open connections
+	// stays unbounded, as before; idle ones are closed after a minute.
+	pool.SetMaxIdleConns(pgMaxIdleConns)
+	pool.SetConnMaxIdleTime(time.Minute)
 	if err := pool.PingContext(ctx); err != nil {
 		_ = pool.Close()
 		return nil, fmt.Errorf("ping postgres: %w", err)

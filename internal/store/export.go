@@ -1,0 +1,42 @@
+package store
+
+import (
+	"context"
+	"fmt"
+)
+
+// This file holds the image read behind a batch export
+// (GET /api/v1/batches/{id}/export.zip), which walks a batch's items a page
+// at a time and needs each item's newest image alongside.
+
+// NewestItemImages returns the newest image of each item of the workspace's
+// batch whose id is in (afterItemID, lastItemID], keyed by item id. Newest
+// means the highest generation (then the highest id). A non-empty review
+// considers only images with that review, so ReviewApproved gives each
+// item's newest approved image. Items without such an image are absent, as
+// is everything of another workspace's batch.
+func (db *DB) NewestItemImages(ctx context.Context, q Querier, workspaceID, batchID, afterItemID, lastItemID int64, review Review) (map[int64]Image, error) {
+	query := `SELECT ` + imageColumns + ` FROM images
+		WHERE batch_id = ? AND workspace_id = ? AND item_id > ? AND item_id <= ?`
+	args := []any{batchID, workspaceID, afterItemID, lastItemID}
+	if review != "" {
+		query += ` AND review = ?`
+		args = append(args, string(review))
+	}
+	// Oldest first, so that the newest of an item overwrites the others
+	// below.
+	query += ` ORDER BY item_id, generation, id`
+	rows, err := q.QueryContext(ctx, db.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("newest images of batch %d: %w", batchID, err)
+	}
+	images, err := collect(rows, scanImage, "newest images of batch")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]Image, len(images))
+	for _, im := range images {
+		out[im.ItemID] = im
+	}
+	return out, nil
+}
