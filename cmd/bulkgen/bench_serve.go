@@ -36,6 +36,7 @@ import (
 	"bulkgen/internal/metrics"
 	"bulkgen/internal/provider/registry"
 	"bulkgen/internal/queue"
+	"bulkgen/internal/ratelimit"
 	"bulkgen/internal/server"
 	"bulkgen/internal/store"
 )
@@ -69,6 +70,12 @@ type serveBench struct {
 	Images int
 	// Workers is the preview queue's MaxWorkers.
 	Workers int
+	// ProviderConcurrency caps the preview calls in flight across the
+	// server (the per-provider concurrency limit of the ratelimit package);
+	// 0 leaves Workers alone to bound them, as the catalogue does. With
+	// more Workers than ProviderConcurrency, jobs do their database work
+	// while others hold the provider's slots.
+	ProviderConcurrency int
 	// Size of the queue scenario's images; ExportSize of the export
 	// scenario's (bigger, so the ZIP moves real bytes).
 	Size       string
@@ -142,6 +149,7 @@ func benchServe(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	b := serveBench{Progress: stderr}
 	fs.IntVar(&b.Images, "images", 5000, "images per batch")
 	fs.IntVar(&b.Workers, "workers", 32, "image jobs run at once (the preview queue's MaxWorkers)")
+	fs.IntVar(&b.ProviderConcurrency, "provider-concurrency", 0, "preview calls in flight at most across the server (0: --workers alone bounds them)")
 	fs.StringVar(&b.Size, "size", "64x64", "image size of the queue and limit scenarios")
 	fs.StringVar(&b.ExportSize, "export-size", "256x256", "image size of the export scenario")
 	fs.DurationVar(&b.Latency, "latency", 200*time.Millisecond, "provider latency of the limit scenario")
@@ -189,7 +197,8 @@ func benchServe(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		defer trace.Stop()
 	}
 	fmt.Fprintf(stdout, "$ bulkgen bench serve %s\n", strings.Join(args, " "))
-	fmt.Fprintf(stdout, "GOMAXPROCS %d, %d CPUs, %s\n\n", runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(stdout, "GOMAXPROCS %d, %d CPUs, %s, load average at start %s\n\n", runtime.GOMAXPROCS(0), runtime.NumCPU(),
+		runtime.Version(), loadAverage())
 	results, err := b.run(ctx)
 	printServeResults(stdout, b, results)
 	if err != nil {
@@ -203,6 +212,16 @@ func benchServe(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return nil
 }
 
+// loadAverage is the 1-minute load average, or "?" where /proc has none:
+// on a shared machine it says how much of the CPU the run really had.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
@@ -213,9 +232,17 @@ func splitList(s string) []string {
 	return out
 }
 
+// concurrency is how many provider calls can be in flight at once.
+func (b *serveBench) concurrency() int {
+	if b.ProviderConcurrency > 0 && b.ProviderConcurrency < b.Workers {
+		return b.ProviderConcurrency
+	}
+	return b.Workers
+}
+
 func (b *serveBench) check() error {
-	if b.Images < 1 || b.Workers < 1 {
-		return errors.New("bench serve: --images and --workers must be at least 1")
+	if b.Images < 1 || b.Workers < 1 || b.ProviderConcurrency < 0 {
+		return errors.New("bench serve: --images and --workers must be at least 1, --provider-concurrency at least 0")
 	}
 	if b.Latency <= 0 {
 		return errors.New("bench serve: --latency must be positive")
@@ -271,7 +298,7 @@ func (b *serveBench) runOne(ctx context.Context, scenario, dbName string) (serve
 	switch scenario {
 	case scenarioLimit:
 		opts["latency"] = b.Latency.String()
-		res.Theory = float64(b.Workers) / b.Latency.Seconds()
+		res.Theory = float64(b.concurrency()) / b.Latency.Seconds()
 	case scenarioExport:
 		size = b.ExportSize
 	}
@@ -341,7 +368,11 @@ func startBenchServer(ctx context.Context, b *serveBench, dbName string) (env *b
 	if err != nil {
 		return env, err
 	}
-	reg, err := registry.Build(registry.Config{Catalog: cat})
+	rc := registry.Config{Catalog: cat}
+	if b.ProviderConcurrency > 0 {
+		rc.Limits = map[string]ratelimit.Limits{"preview": {Concurrency: b.ProviderConcurrency}}
+	}
+	reg, err := registry.Build(rc)
 	if err != nil {
 		return env, err
 	}
@@ -609,7 +640,7 @@ func printServeResults(w io.Writer, b serveBench, results []serveResult) {
 		}
 	}
 	if len(queue) > 0 {
-		fmt.Fprintf(w, "Queue overhead: preview at latency 0, %s PNG, %d workers, one batch via POST /api/v1/batches until GET says final\n", b.Size, b.Workers)
+		fmt.Fprintf(w, "Queue overhead: preview at latency 0, %s PNG, %d workers, one batch: POST /api/v1/batches until GET /api/v1/batches/{id} says final\n", b.Size, b.Workers)
 		fmt.Fprintln(tw, "database\timages\tfailed\ttime\timages/s\ttarget\tmet\t")
 		for _, r := range queue {
 			target := targetQueueSQLite
@@ -623,7 +654,11 @@ func printServeResults(w io.Writer, b serveBench, results []serveResult) {
 		fmt.Fprintln(w)
 	}
 	if len(limit) > 0 {
-		fmt.Fprintf(w, "Throughput against a limit: preview at latency %s, %s PNG, %d workers\n", b.Latency, b.Size, b.Workers)
+		conc := fmt.Sprintf("%d workers", b.Workers)
+		if b.ProviderConcurrency > 0 {
+			conc += fmt.Sprintf(", provider concurrency %d", b.ProviderConcurrency)
+		}
+		fmt.Fprintf(w, "Throughput against a limit: preview at latency %s, %s PNG, %s\n", b.Latency, b.Size, conc)
 		fmt.Fprintln(tw, "database\timages\tfailed\ttime\timages/s\ttheoretical\tachieved\ttarget\tmet\t")
 		for _, r := range limit {
 			share := r.Rate() / r.Theory
