@@ -37,6 +37,11 @@ func DecodeImage(data []byte) (format string, w, h int, err error) {
 	if err != nil {
 		return format, 0, 0, fmt.Errorf("%s image does not decode: %w", format, err)
 	}
+	// A header can parse and still declare no pixels (a truncated WebP
+	// frame header reads as 0x0); that is no image.
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return format, 0, 0, fmt.Errorf("%s image declares a size of %dx%d", format, cfg.Width, cfg.Height)
+	}
 	return format, cfg.Width, cfg.Height, nil
 }
 

@@ -42,13 +42,6 @@ func setup(t testing.TB, opt a1111test.Options, mod ...func(*a1111.Config)) *bun
 	return &bundle{srv: srv, client: a1111.New(cfg)}
 }
 
-func generate(t testing.TB, c *a1111.Client, req provider.Request) (provider.Result, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return c.Generate(ctx, req)
-}
-
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	providertest.Run(t, providertest.Harness{
@@ -94,7 +87,7 @@ func TestFieldMapping(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, a1111test.Options{})
-			res, err := generate(t, b.client, tt.req)
+			res, err := providertest.Generate(t, b.client, tt.req)
 			if err != nil {
 				t.Fatalf("Generate: %v", err)
 			}
@@ -124,7 +117,7 @@ func TestGridSkippedAndSeedsFromAllSeeds(t *testing.T) {
 	b := setup(t, a1111test.Options{Grid: true})
 	req := baseRequest
 	req.Count, req.Seed = 3, 100
-	res, err := generate(t, b.client, req)
+	res, err := providertest.Generate(t, b.client, req)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
@@ -145,7 +138,7 @@ func TestRandomSeedReported(t *testing.T) {
 	b := setup(t, a1111test.Options{})
 	req := baseRequest
 	req.HasSeed = false
-	res, err := generate(t, b.client, req)
+	res, err := providertest.Generate(t, b.client, req)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
@@ -191,7 +184,7 @@ func TestErrorClasses(t *testing.T) {
 			if tt.req != nil {
 				tt.req(&req)
 			}
-			_, err := generate(t, b.client, req)
+			_, err := providertest.Generate(t, b.client, req)
 			var pe *provider.Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("err = %v, want a *provider.Error", err)
@@ -209,7 +202,7 @@ func TestErrorClasses(t *testing.T) {
 func TestBasicAuth(t *testing.T) {
 	t.Parallel()
 	b := setup(t, a1111test.Options{Username: "artist", Password: "s3cret-password"})
-	if _, err := generate(t, b.client, baseRequest); err != nil {
+	if _, err := providertest.Generate(t, b.client, baseRequest); err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
 	req := http.Request{Header: b.srv.LastRequest().Header}
@@ -251,7 +244,7 @@ func TestTimeout(t *testing.T) {
 	t.Parallel()
 	b := setup(t, a1111test.Options{}, func(c *a1111.Config) { c.Timeout = 150 * time.Millisecond })
 	b.srv.Inject(providertest.Slow, 1)
-	_, err := generate(t, b.client, baseRequest)
+	_, err := providertest.Generate(t, b.client, baseRequest)
 	if provider.ClassOf(err) != provider.Retryable || !errors.Is(err, provider.ErrTimeout) {
 		t.Fatalf("err = %v, want retryable wrapping ErrTimeout", err)
 	}

@@ -190,43 +190,38 @@ func (c *Client) runTask(ctx context.Context, model string, body []byte) taskOut
 	}
 	out := taskOutcome{id: sub.ID}
 	poll := c.pollURL(sub)
-	delay := c.pollInterval
-	for {
-		if err := sleep(ctx, delay); err != nil {
-			out.err = c.wrapCtx(ctx, err)
-			return out
-		}
-		delay = min(delay*3/2, 8*c.pollInterval)
+	// Transport, context and download errors come back from Poll and are
+	// put in context terms; the task's own end states are set in out.err
+	// as they are.
+	err = provider.Poll(ctx, provider.PollConfig{Initial: c.pollInterval, Max: 8 * c.pollInterval}, func(ctx context.Context) (bool, error) {
 		r, err := c.poll(ctx, poll)
 		if err != nil {
-			out.err = c.wrapCtx(ctx, err)
-			return out
+			return false, err
 		}
 		switch r.Status {
 		case "Pending":
-			continue
+			return false, nil
 		case "Ready":
-			out.img, out.err = c.download(ctx, r)
-			if out.err != nil {
-				out.err = c.wrapCtx(ctx, out.err)
-			}
-			return out
+			out.img, err = c.download(ctx, r)
+			return true, err
 		case "Request Moderated", "Content Moderated":
 			out.err = &provider.Error{Class: provider.Rejected, Provider: Name, Code: r.Status,
 				Message: moderationMessage(r), RequestID: sub.ID}
-			return out
 		case "Task not found":
 			// The task expired or was lost; a resubmit (the queue's retry)
 			// is the only way forward.
 			out.err = &provider.Error{Class: provider.Retryable, Provider: Name, Code: r.Status,
 				Message: "task " + sub.ID + " not found", RequestID: sub.ID}
-			return out
 		default: // "Error" and anything unknown: BFL failed the task.
 			out.err = &provider.Error{Class: provider.Retryable, Provider: Name, Code: r.Status,
 				Message: "task failed: " + detailText(r.Details, r.Status), RequestID: sub.ID}
-			return out
 		}
+		return true, nil
+	})
+	if err != nil {
+		out.err = c.wrapCtx(ctx, err)
 	}
+	return out
 }
 
 type submitResponse struct {
@@ -449,17 +444,6 @@ func (c *Client) wrapCtx(ctx context.Context, err error) error {
 			Err:     fmt.Errorf("bfl: %w", provider.ErrTimeout)}
 	}
 	return &provider.Error{Class: provider.Retryable, Provider: Name, Message: "cancelled", Err: ctx.Err()}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 var _ provider.Provider = (*Client)(nil)

@@ -52,13 +52,6 @@ func setup(t testing.TB, opt bfltest.Options, mod ...func(*bfl.Config)) *bundle 
 	return &bundle{srv: srv, client: bfl.New(cfg)}
 }
 
-func generate(t testing.TB, c *bfl.Client, req provider.Request) (provider.Result, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return c.Generate(ctx, req)
-}
-
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	providertest.Run(t, providertest.Harness{
@@ -119,7 +112,7 @@ func TestFieldMapping(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, bfltest.Options{})
-			res, err := generate(t, b.client, tt.req)
+			res, err := providertest.Generate(t, b.client, tt.req)
 			if err != nil {
 				t.Fatalf("Generate: %v", err)
 			}
@@ -164,7 +157,7 @@ func TestCountMakesOneTaskPerImage(t *testing.T) {
 	b := setup(t, bfltest.Options{})
 	req := baseRequest
 	req.Count, req.Seed, req.HasSeed = 3, 100, true
-	res, err := generate(t, b.client, req)
+	res, err := providertest.Generate(t, b.client, req)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
@@ -189,7 +182,7 @@ func TestModeratedImageIsFiltered(t *testing.T) {
 	b.srv.InjectStatus(bfltest.StatusContentModerated, 1)
 	req := baseRequest
 	req.Count = 2
-	res, err := generate(t, b.client, req)
+	res, err := providertest.Generate(t, b.client, req)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
@@ -236,7 +229,7 @@ func TestErrorClasses(t *testing.T) {
 			if tt.taskStatus != "" {
 				b.srv.InjectStatus(tt.taskStatus, 1)
 			}
-			_, err := generate(t, b.client, baseRequest)
+			_, err := providertest.Generate(t, b.client, baseRequest)
 			var pe *provider.Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("err = %v, want a *provider.Error", err)
@@ -261,7 +254,7 @@ func TestInvalidDetailIsSummarised(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bfltest.Options{})
 	b.srv.InjectHTTP(422, 1)
-	_, err := generate(t, b.client, baseRequest)
+	_, err := providertest.Generate(t, b.client, baseRequest)
 	var pe *provider.Error
 	if !errors.As(err, &pe) || pe.Message != "width: Input should be a multiple of 16" {
 		t.Errorf("err = %v, want the FastAPI detail as 'width: Input should be a multiple of 16'", err)
@@ -284,7 +277,7 @@ func TestRetryAfter(t *testing.T) {
 			t.Parallel()
 			b := setup(t, tt.opt)
 			b.srv.InjectHTTP(http.StatusTooManyRequests, 1)
-			_, err := generate(t, b.client, baseRequest)
+			_, err := providertest.Generate(t, b.client, baseRequest)
 			if got := provider.RetryAfterOf(err); got != tt.want {
 				t.Errorf("RetryAfter = %s, want %s (err %v)", got, tt.want, err)
 			}
@@ -307,7 +300,7 @@ func TestActiveTaskLimitThenSuccess(t *testing.T) {
 		t.Fatalf("occupying submit: %s", resp.Status)
 	}
 
-	_, err = generate(t, b.client, baseRequest)
+	_, err = providertest.Generate(t, b.client, baseRequest)
 	var pe *provider.Error
 	if !errors.As(err, &pe) || pe.Status != 429 || pe.Class != provider.Retryable || pe.RetryAfter <= 0 {
 		t.Fatalf("err = %v, want a retryable 429 with a delay", err)
@@ -315,7 +308,7 @@ func TestActiveTaskLimitThenSuccess(t *testing.T) {
 	// Retry as the queue would, until the slot frees up.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := generate(t, b.client, baseRequest)
+		res, err := providertest.Generate(t, b.client, baseRequest)
 		if err == nil {
 			providertest.CheckResult(t, baseRequest, res)
 			return
@@ -330,10 +323,10 @@ func TestActiveTaskLimitThenSuccess(t *testing.T) {
 func TestCreditBudget(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bfltest.Options{Credits: 1})
-	if _, err := generate(t, b.client, baseRequest); err != nil {
+	if _, err := providertest.Generate(t, b.client, baseRequest); err != nil {
 		t.Fatalf("first call: %v", err)
 	}
-	_, err := generate(t, b.client, baseRequest)
+	_, err := providertest.Generate(t, b.client, baseRequest)
 	var pe *provider.Error
 	if !errors.As(err, &pe) || pe.Status != 402 || pe.Class != provider.Auth {
 		t.Fatalf("err = %v, want 402 auth", err)
@@ -368,7 +361,7 @@ func TestPollTimeout(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bfltest.Options{}, func(c *bfl.Config) { c.Timeout = 150 * time.Millisecond })
 	b.srv.Inject(providertest.Slow, 1)
-	_, err := generate(t, b.client, baseRequest)
+	_, err := providertest.Generate(t, b.client, baseRequest)
 	if provider.ClassOf(err) != provider.Retryable || !errors.Is(err, provider.ErrTimeout) {
 		t.Fatalf("err = %v, want retryable wrapping ErrTimeout", err)
 	}
@@ -382,7 +375,7 @@ func TestOversizedSampleRefused(t *testing.T) {
 	b := setup(t, bfltest.Options{SampleBytes: 200_000}, func(c *bfl.Config) {
 		c.Fetcher = &provider.Fetcher{MaxBytes: 100_000, AllowAddrs: provider.AllowBase(c.BaseURL)}
 	})
-	_, err := generate(t, b.client, baseRequest)
+	_, err := providertest.Generate(t, b.client, baseRequest)
 	if !errors.Is(err, provider.ErrTooLarge) {
 		t.Fatalf("err = %v, want one wrapping ErrTooLarge", err)
 	}
@@ -391,7 +384,7 @@ func TestOversizedSampleRefused(t *testing.T) {
 func TestSampleRedirectFollowed(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bfltest.Options{RedirectSample: true})
-	res, err := generate(t, b.client, baseRequest)
+	res, err := providertest.Generate(t, b.client, baseRequest)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
@@ -412,7 +405,7 @@ func TestSampleOnPrivateAddressRefused(t *testing.T) {
 			}))
 			t.Cleanup(internal.Close)
 			b := setup(t, bfltest.Options{SampleBase: internal.URL, RedirectSample: redirect})
-			_, err := generate(t, b.client, baseRequest)
+			_, err := providertest.Generate(t, b.client, baseRequest)
 			if !errors.Is(err, provider.ErrPrivateAddress) {
 				t.Fatalf("err = %v, want one wrapping ErrPrivateAddress", err)
 			}
@@ -426,7 +419,7 @@ func TestSampleOnPrivateAddressRefused(t *testing.T) {
 func TestExpiredSample(t *testing.T) {
 	t.Parallel()
 	b := setup(t, bfltest.Options{SampleTTL: time.Nanosecond})
-	_, err := generate(t, b.client, baseRequest)
+	_, err := providertest.Generate(t, b.client, baseRequest)
 	var pe *provider.Error
 	if !errors.As(err, &pe) || pe.Class != provider.Retryable || pe.Status != http.StatusForbidden {
 		t.Fatalf("err = %v, want a retryable 403 from the expired sample URL", err)
@@ -452,7 +445,7 @@ func TestBadSizeRefusedBeforeSubmit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, bfltest.Options{})
-			_, err := generate(t, b.client, tt.req)
+			_, err := providertest.Generate(t, b.client, tt.req)
 			if provider.ClassOf(err) != provider.Invalid {
 				t.Errorf("err = %v, want invalid", err)
 			}

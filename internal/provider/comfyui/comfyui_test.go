@@ -78,13 +78,6 @@ func setup(t testing.TB, opt comfyuitest.Options, mod ...func(*comfyui.Config)) 
 	return &bundle{srv: srv, client: c}
 }
 
-func generate(t testing.TB, c *comfyui.Client, req provider.Request) (provider.Result, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	return c.Generate(ctx, req)
-}
-
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	providertest.Run(t, providertest.Harness{
@@ -106,7 +99,7 @@ func TestPlaceholderSubstitution(t *testing.T) {
 	b := setup(t, comfyuitest.Options{})
 	req := baseRequest
 	req.Options = map[string]string{"steps": "30"}
-	res, err := generate(t, b.client, req)
+	res, err := providertest.Generate(t, b.client, req)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
@@ -164,7 +157,7 @@ func TestPlaceholderDefaultsAndEmbedding(t *testing.T) {
 	})
 	b := setup(t, comfyuitest.Options{}, func(c *comfyui.Config) { c.Workflow = wf })
 	req := provider.Request{Prompt: "a fox", Count: 1} // no model, size, seed or steps
-	res, err := generate(t, b.client, req)
+	res, err := providertest.Generate(t, b.client, req)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}
@@ -194,7 +187,7 @@ func TestModelPlaceholderNeedsModel(t *testing.T) {
 	b := setup(t, comfyuitest.Options{})
 	req := baseRequest
 	req.Model = ""
-	_, err := generate(t, b.client, req)
+	_, err := providertest.Generate(t, b.client, req)
 	if provider.ClassOf(err) != provider.Invalid || b.srv.Calls() != 0 {
 		t.Errorf("err = %v, calls = %d; want invalid before any call", err, b.srv.Calls())
 	}
@@ -269,7 +262,7 @@ func TestErrorClasses(t *testing.T) {
 			if tt.model != "" {
 				req.Model = tt.model
 			}
-			_, err := generate(t, b.client, req)
+			_, err := providertest.Generate(t, b.client, req)
 			var pe *provider.Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("err = %v, want a *provider.Error", err)
@@ -368,7 +361,7 @@ func TestPollTimeout(t *testing.T) {
 	t.Parallel()
 	b := setup(t, comfyuitest.Options{}, func(c *comfyui.Config) { c.Timeout = 150 * time.Millisecond })
 	b.srv.Inject(providertest.Slow, 1)
-	_, err := generate(t, b.client, baseRequest)
+	_, err := providertest.Generate(t, b.client, baseRequest)
 	if provider.ClassOf(err) != provider.Retryable || !errors.Is(err, provider.ErrTimeout) {
 		t.Fatalf("err = %v, want retryable wrapping ErrTimeout", err)
 	}
@@ -380,7 +373,7 @@ func TestPollTimeout(t *testing.T) {
 func TestOversizedOutputRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t, comfyuitest.Options{ImageBytes: 200_000}, func(c *comfyui.Config) { c.MaxBytes = 100_000 })
-	_, err := generate(t, b.client, baseRequest)
+	_, err := providertest.Generate(t, b.client, baseRequest)
 	if !errors.Is(err, provider.ErrTooLarge) {
 		t.Fatalf("err = %v, want one wrapping ErrTooLarge", err)
 	}
@@ -392,7 +385,7 @@ func TestPreviewImagesSkipped(t *testing.T) {
 		wf["10"] = map[string]any{"class_type": "PreviewImage", "inputs": map[string]any{"images": []any{"8", 0}}}
 	})
 	b := setup(t, comfyuitest.Options{}, func(c *comfyui.Config) { c.Workflow = wf })
-	res, err := generate(t, b.client, baseRequest)
+	res, err := providertest.Generate(t, b.client, baseRequest)
 	if err != nil {
 		t.Fatalf("Generate: %v", err)
 	}

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -170,12 +169,12 @@ var namedSizes = map[string]string{
 }
 
 // input maps req onto the model input. Options pass through, converted by
-// optionValue (enable_safety_checker=false becomes a boolean); the
+// provider.OptionValue (enable_safety_checker=false becomes a boolean); the
 // request's own fields win over options of the same name.
 func input(req provider.Request) map[string]any {
 	in := map[string]any{}
 	for k, v := range req.Options {
-		in[k] = optionValue(v)
+		in[k] = provider.OptionValue(v)
 	}
 	in["prompt"] = req.Prompt
 	if req.NegativePrompt != "" {
@@ -196,34 +195,6 @@ func input(req provider.Request) map[string]any {
 		in["output_format"] = req.Format
 	}
 	return in
-}
-
-// optionValue converts an "opt.<name>" string into the JSON type the
-// schema most likely wants: booleans, numbers, JSON arrays and objects; a
-// value in double quotes stays the string inside them.
-func optionValue(v string) any {
-	switch {
-	case v == "true":
-		return true
-	case v == "false":
-		return false
-	case len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"':
-		if s, err := strconv.Unquote(v); err == nil {
-			return s
-		}
-	case strings.HasPrefix(v, "[") || strings.HasPrefix(v, "{"):
-		var x any
-		if json.Unmarshal([]byte(v), &x) == nil {
-			return x
-		}
-	}
-	if i, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return i
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-		return f
-	}
-	return v
 }
 
 func (c *Client) submit(ctx context.Context, model string, body []byte) (*queued, error) {
@@ -250,42 +221,37 @@ func (c *Client) submit(ctx context.Context, model string, body []byte) (*queued
 // or the Timeout it cancels the request first.
 func (c *Client) wait(ctx, pollCtx context.Context, model string, q *queued) error {
 	statusURL := c.sameOrigin(q.StatusURL, model, q.RequestID, "/status")
-	interval := c.interval
-	timer := time.NewTimer(interval)
-	defer timer.Stop()
-	for {
-		select {
-		case <-pollCtx.Done():
-			c.cancelRemote(ctx, model, q)
-			return c.contextError(ctx, pollCtx, pollCtx.Err())
-		case <-timer.C:
-		}
+	err := provider.Poll(pollCtx, provider.PollConfig{Initial: c.interval, Max: maxPollInterval}, func(pollCtx context.Context) (bool, error) {
 		hr, err := c.newRequest(pollCtx, http.MethodGet, statusURL, nil)
 		if err != nil {
-			return err
+			return false, err
 		}
 		raw, resp, err := c.send(hr)
 		switch {
 		case pollCtx.Err() != nil:
-			c.cancelRemote(ctx, model, q)
-			return c.contextError(ctx, pollCtx, err)
+			return false, pollCtx.Err()
 		case err != nil:
 			// A network hiccup while polling keeps the request.
 		case resp.StatusCode == http.StatusOK:
-			return nil // COMPLETED, successfully or not: the result says
+			return true, nil // COMPLETED, successfully or not: the result says
 		case resp.StatusCode == http.StatusAccepted:
 			var st queued
 			if json.Unmarshal(raw, &st) == nil && st.Status == "COMPLETED" {
-				return nil
+				return true, nil
 			}
 		default:
 			if err := c.apiError(resp, raw); provider.ClassOf(err) != provider.Retryable {
-				return err
+				return false, err
 			}
 		}
-		interval = min(interval*3/2, maxPollInterval)
-		timer.Reset(interval)
+		return false, nil
+	})
+	if pollCtx.Err() != nil && errors.Is(err, pollCtx.Err()) {
+		// pollCtx ended, while waiting or during a poll.
+		c.cancelRemote(ctx, model, q)
+		return c.contextError(ctx, pollCtx, err)
 	}
+	return err
 }
 
 func (c *Client) result(ctx context.Context, model string, q *queued) (*output, error) {

@@ -269,37 +269,13 @@ func TestConcurrencyCapQueues(t *testing.T) {
 func TestCancelMidPoll(t *testing.T) {
 	t.Parallel()
 	c, srv := setup(t, faltest.Options{})
-	srv.Inject(providertest.Slow, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := c.Generate(ctx, baseRequest())
-		done <- err
-	}()
-	for srv.Polls() < 2 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	cancel()
-	err := <-done
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v, want one wrapping context.Canceled", err)
-	}
-	if srv.Cancels() != 1 {
-		t.Errorf("cancels = %d, want 1", srv.Cancels())
-	}
+	providertest.CheckCancelMidPoll(t, c, srv, baseRequest())
 }
 
 func TestPollTimeout(t *testing.T) {
 	t.Parallel()
 	c, srv := setup(t, faltest.Options{}, func(cfg *fal.Config) { cfg.Timeout = 150 * time.Millisecond })
-	srv.Inject(providertest.Slow, 1)
-	_, err := c.Generate(context.Background(), baseRequest())
-	if !errors.Is(err, provider.ErrTimeout) || provider.ClassOf(err) != provider.Retryable {
-		t.Fatalf("err = %v, want retryable wrapping provider.ErrTimeout", err)
-	}
-	if srv.Cancels() != 1 {
-		t.Errorf("cancels = %d, want 1 (the timed-out request is cancelled)", srv.Cancels())
-	}
+	providertest.CheckPollTimeout(t, c, srv, baseRequest())
 }
 
 func TestDownloads(t *testing.T) {
@@ -331,16 +307,7 @@ func TestDownloads(t *testing.T) {
 			}
 			c, _ := setup(t, tt.opt, edits...)
 			_, err := c.Generate(context.Background(), baseRequest())
-			var pe *provider.Error
-			if !errors.As(err, &pe) {
-				t.Fatalf("err = %v, want a *provider.Error", err)
-			}
-			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Errorf("err = %v, want one wrapping %v", err, tt.wantErr)
-			}
-			if tt.status != 0 && (pe.Status != tt.status || pe.Class != provider.Retryable) {
-				t.Errorf("err = %v, want retryable HTTP %d", err, tt.status)
-			}
+			providertest.CheckDownloadError(t, err, tt.wantErr, tt.status)
 		})
 	}
 }

@@ -65,7 +65,7 @@ func classifyResponse(status int, h http.Header, body []byte, key provider.Secre
 			}
 		}
 	} else {
-		e.Message = http.StatusText(status) + ": " + snippet(body)
+		e.Message = http.StatusText(status) + ": " + provider.BodySnippet(body)
 	}
 	if e.Message == "" {
 		e.Message = http.StatusText(status)
@@ -122,15 +122,4 @@ func untilPacificMidnight(now time.Time) time.Duration {
 	t := now.In(loc)
 	next := time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc)
 	return next.Sub(now)
-}
-
-func snippet(body []byte) string {
-	s := strings.ToValidUTF8(strings.TrimSpace(string(body)), "")
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
-	}
-	if s == "" {
-		return "empty body"
-	}
-	return s
 }

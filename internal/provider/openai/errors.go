@@ -1,7 +1,6 @@
 package openai
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -22,19 +21,6 @@ type apiError struct {
 	} `json:"error"`
 }
 
-// codeString renders a raw JSON code (string, number or null) as text.
-func codeString(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	return string(raw)
-}
-
 // classifyResponse turns a non-200 answer into a *provider.Error following
 // the table in providers.md section 1.
 func classifyResponse(status int, h http.Header, body []byte, key provider.Secret, now time.Time) *provider.Error {
@@ -42,14 +28,14 @@ func classifyResponse(status int, h http.Header, body []byte, key provider.Secre
 	var typ, code string
 	var ae apiError
 	if json.Unmarshal(body, &ae) == nil && ae.Error != nil {
-		typ, code = ae.Error.Type, codeString(ae.Error.Code)
+		typ, code = ae.Error.Type, provider.JSONCode(ae.Error.Code)
 		e.Message = ae.Error.Message
 		if e.Message == "" {
 			e.Message = http.StatusText(status)
 		}
 	} else {
 		// A proxy or load balancer answered instead of the API.
-		e.Message = http.StatusText(status) + ": " + snippet(body)
+		e.Message = http.StatusText(status) + ": " + provider.BodySnippet(body)
 	}
 	e.Message = key.Scrub(e.Message)
 	e.Code = code
@@ -66,7 +52,7 @@ func classifyResponse(status int, h http.Header, body []byte, key provider.Secre
 		e.Class = provider.Auth
 	case status == 429:
 		e.Class = provider.Retryable
-		e.RetryAfter = retryAfter(h, now)
+		e.RetryAfter = provider.RateLimitDelay(h, now)
 	case status == 401 || status == 403:
 		e.Class = provider.Auth
 	case status == 404:
@@ -99,39 +85,4 @@ func classifyResponse(status int, h http.Header, body []byte, key provider.Secre
 		}
 	}
 	return e
-}
-
-// retryAfter reads the delay of a 429: retry-after-ms or Retry-After when
-// present, else the reset time of the exhausted x-ratelimit-* budget
-// (duration strings such as "12ms", "6s", "1m0s").
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if d := provider.ParseRetryAfter(h, now); d > 0 {
-		return d
-	}
-	var d time.Duration
-	for _, kind := range []string{"requests", "tokens"} {
-		reset, err := time.ParseDuration(strings.TrimSpace(h.Get("X-Ratelimit-Reset-" + kind)))
-		if err != nil || reset <= 0 {
-			continue
-		}
-		// Prefer the budget that ran out; without remaining-* headers
-		// take the longest reset, which is never too early.
-		if h.Get("X-Ratelimit-Remaining-"+kind) == "0" {
-			return reset
-		}
-		d = max(d, reset)
-	}
-	return d
-}
-
-// snippet keeps the start of a non-JSON error body for the message.
-func snippet(body []byte) string {
-	s := strings.ToValidUTF8(strings.TrimSpace(string(body)), "")
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
-	}
-	if s == "" {
-		return "empty body"
-	}
-	return s
 }

@@ -1,11 +1,9 @@
 package openaicompat
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"time"
 
 	"bulkgen/internal/provider"
 )
@@ -34,7 +32,7 @@ func parseError(body []byte) (msg, typ, code string, ok bool) {
 	var s string
 	switch {
 	case len(env.Error) > 0 && json.Unmarshal(env.Error, &ae) == nil && (ae.Message != "" || len(ae.Code) > 0):
-		return ae.Message, ae.Type, codeString(ae.Code), true
+		return ae.Message, ae.Type, provider.JSONCode(ae.Code), true
 	case len(env.Error) > 0 && json.Unmarshal(env.Error, &s) == nil:
 		return s, "", "", true
 	case env.Detail != "":
@@ -43,25 +41,12 @@ func parseError(body []byte) (msg, typ, code string, ok bool) {
 	return "", "", "", false
 }
 
-// codeString renders a raw JSON code (string, number or null) as text.
-func codeString(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return ""
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	return string(raw)
-}
-
 // classify turns a non-200 answer into a *provider.Error.
 func (c *Client) classify(status int, h http.Header, body []byte) *provider.Error {
 	e := &provider.Error{Provider: c.name, Status: status, RequestID: h.Get("X-Request-Id")}
 	msg, typ, code, ok := parseError(body)
 	if !ok {
-		msg = http.StatusText(status) + ": " + snippet(body)
+		msg = http.StatusText(status) + ": " + provider.BodySnippet(body)
 	}
 	if msg == "" {
 		msg = http.StatusText(status)
@@ -85,7 +70,7 @@ func (c *Client) classify(status int, h http.Header, body []byte) *provider.Erro
 		// LocalAI's per-user quota (type quota_exceeded) comes with a
 		// Retry-After: it refills, so wait rather than pause the provider.
 		e.Class = provider.Retryable
-		e.RetryAfter = retryAfter(h, now)
+		e.RetryAfter = provider.RateLimitDelay(h, now)
 	case status == 401 || status == 403:
 		e.Class = provider.Auth
 	case status == 408 || status == 409 || status >= 500:
@@ -111,37 +96,6 @@ func (c *Client) classify(status int, h http.Header, body []byte) *provider.Erro
 	return e
 }
 
-// retryAfter reads Retry-After (or retry-after-ms), falling back on the
-// x-ratelimit-reset-* durations that gateways in front of OpenAI pass on.
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	if d := provider.ParseRetryAfter(h, now); d > 0 {
-		return d
-	}
-	var d time.Duration
-	for _, kind := range []string{"requests", "tokens"} {
-		reset, err := time.ParseDuration(strings.TrimSpace(h.Get("X-Ratelimit-Reset-" + kind)))
-		if err != nil || reset <= 0 {
-			continue
-		}
-		if h.Get("X-Ratelimit-Remaining-"+kind) == "0" {
-			return reset
-		}
-		d = max(d, reset)
-	}
-	return d
-}
-
 func isNumber(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789") == ""
-}
-
-func snippet(body []byte) string {
-	s := strings.ToValidUTF8(strings.TrimSpace(string(body)), "")
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
-	}
-	if s == "" {
-		return "empty body"
-	}
-	return s
 }

@@ -234,37 +234,13 @@ func input(req provider.Request) map[string]any {
 // enums in the model schemas (flux "megapixels": "1" or "0.25").
 var stringOptions = map[string]bool{"megapixels": true}
 
-// optionValue converts an "opt.<name>" string into the JSON type a model
-// schema most likely wants: "true"/"false" become booleans, integers and
-// decimals become numbers, JSON arrays and objects are passed as such, and
-// a value in double quotes is passed as the string inside them (to force a
-// string where a number would be guessed). Anything else stays a string.
+// optionValue converts an "opt.<name>" string with provider.OptionValue,
+// except for stringOptions, which stay strings.
 func optionValue(key, v string) any {
 	if stringOptions[key] {
 		return v
 	}
-	switch {
-	case v == "true":
-		return true
-	case v == "false":
-		return false
-	case len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"':
-		if s, err := strconv.Unquote(v); err == nil {
-			return s
-		}
-	case strings.HasPrefix(v, "[") || strings.HasPrefix(v, "{"):
-		var x any
-		if json.Unmarshal([]byte(v), &x) == nil {
-			return x
-		}
-	}
-	if i, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return i
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
-		return f
-	}
-	return v
+	return provider.OptionValue(v)
 }
 
 func gcd(a, b int) int {
@@ -290,34 +266,34 @@ func (c *Client) create(ctx context.Context, path string, body []byte) (*predict
 // poll waits until p ends. On the caller's cancellation or the Timeout it
 // cancels the prediction first.
 func (c *Client) poll(ctx, pollCtx context.Context, p *prediction) (*prediction, error) {
-	interval := c.interval
-	timer := time.NewTimer(interval)
-	defer timer.Stop()
-	for !p.done() {
-		select {
-		case <-pollCtx.Done():
-			c.cancelRemote(ctx, p)
-			return nil, c.contextError(ctx, pollCtx, pollCtx.Err())
-		case <-timer.C:
-		}
+	if p.done() {
+		return p, nil
+	}
+	err := provider.Poll(pollCtx, provider.PollConfig{Initial: c.interval, Max: maxPollInterval}, func(pollCtx context.Context) (bool, error) {
 		hr, err := c.newRequest(pollCtx, http.MethodGet, c.sameOrigin(p.URLs.Get, "/v1/predictions/"+url.PathEscape(p.ID)), nil)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		next, err := c.do(hr, http.StatusOK)
 		switch {
 		case pollCtx.Err() != nil:
-			c.cancelRemote(ctx, p)
-			return nil, c.contextError(ctx, pollCtx, err)
+			return false, pollCtx.Err()
 		case err != nil && provider.ClassOf(err) != provider.Retryable:
-			return nil, withRequestID(err, p.ID)
+			return false, withRequestID(err, p.ID)
 		case err == nil:
 			// A transient poll failure keeps the prediction; only a
 			// good answer replaces it.
 			p = next
 		}
-		interval = min(interval*3/2, maxPollInterval)
-		timer.Reset(interval)
+		return p.done(), nil
+	})
+	if pollCtx.Err() != nil && errors.Is(err, pollCtx.Err()) {
+		// pollCtx ended, while waiting or during a poll.
+		c.cancelRemote(ctx, p)
+		return nil, c.contextError(ctx, pollCtx, err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
 }

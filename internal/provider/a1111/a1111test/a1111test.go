@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,10 +68,11 @@ type Server struct {
 	gen  sync.Mutex // the process-wide generation lock
 	stop chan struct{}
 
+	faults providertest.Queue[providertest.Fault]
+	calls  atomic.Int64
+
 	mu         sync.Mutex
-	calls      int
 	last       Request
-	faults     []providertest.Fault
 	job        *job // the running generation, or nil
 	interrupts int
 }
@@ -121,18 +123,12 @@ func (s *Server) Inject(f providertest.Fault, n int) {
 	default:
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.faults = append(s.faults, f)
-	}
+	s.faults.Push(f, n)
 }
 
 // Calls reports how many txt2img calls the server has received.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return int(s.calls.Load())
 }
 
 // LastRequest returns the last txt2img call received.
@@ -176,12 +172,12 @@ func (s *Server) auth(next http.Handler) http.Handler {
 
 func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", "Basic")
-	writeJSON(w, http.StatusUnauthorized, map[string]any{"detail": "Incorrect username or password"})
+	providertest.WriteJSON(w, http.StatusUnauthorized, map[string]any{"detail": "Incorrect username or password"})
 }
 
 // writeHandled answers in the shape of A1111's exception handler.
 func writeHandled(w http.ResponseWriter, status int, errName, detail, errs string) {
-	writeJSON(w, status, map[string]any{"error": errName, "detail": detail, "body": "", "errors": errs})
+	providertest.WriteJSON(w, status, map[string]any{"error": errName, "detail": detail, "body": "", "errors": errs})
 }
 
 // txt2img are the request fields the fake reads; FastAPI rejects wrong
@@ -206,12 +202,9 @@ type txt2img struct {
 func (s *Server) handleTxt2img(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	s.mu.Lock()
-	s.calls++
+	s.calls.Add(1)
 	s.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
-	var fault providertest.Fault
-	if len(s.faults) > 0 {
-		fault, s.faults = s.faults[0], s.faults[1:]
-	}
+	fault, _ := s.faults.Next()
 	s.mu.Unlock()
 
 	switch fault {
@@ -230,7 +223,7 @@ func (s *Server) handleTxt2img(w http.ResponseWriter, r *http.Request) {
 	var in txt2img
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&in); err != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []any{
+		providertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []any{
 			map[string]any{"loc": []any{"body"}, "msg": err.Error(), "type": "type_error"}}})
 		return
 	}
@@ -247,7 +240,7 @@ func (s *Server) handleTxt2img(w http.ResponseWriter, r *http.Request) {
 	}
 	width, height, batch, iters, steps := val(in.Width, 512), val(in.Height, 512), val(in.BatchSize, 1), val(in.NIter, 1), val(in.Steps, 50)
 	if width < 64 || height < 64 || batch < 1 || iters < 1 || steps < 1 {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []any{
+		providertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []any{
 			map[string]any{"loc": []any{"body"}, "msg": "value out of range", "type": "value_error"}}})
 		return
 	}
@@ -329,7 +322,7 @@ func (s *Server) handleTxt2img(w http.ResponseWriter, r *http.Request) {
 	})
 	var params map[string]any
 	_ = json.Unmarshal(body, &params)
-	writeJSON(w, http.StatusOK, map[string]any{"images": images, "parameters": params, "info": string(info)})
+	providertest.WriteJSON(w, http.StatusOK, map[string]any{"images": images, "parameters": params, "info": string(info)})
 }
 
 func repeat(s string, n int) []string {
@@ -370,7 +363,7 @@ func (s *Server) handleProgress(w http.ResponseWriter, r *http.Request) {
 		state["sampling_steps"] = j.steps
 		state["sampling_step"] = int(progress * float64(j.steps))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"progress": progress, "eta_relative": eta, "state": state,
+	providertest.WriteJSON(w, http.StatusOK, map[string]any{"progress": progress, "eta_relative": eta, "state": state,
 		"current_image": nil, "textinfo": nil})
 }
 
@@ -387,7 +380,7 @@ func (s *Server) handleInterrupt(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{})
+	providertest.WriteJSON(w, http.StatusOK, map[string]any{})
 }
 
 // handleModels serves GET /sdapi/v1/sd-models.
@@ -397,7 +390,7 @@ func (s *Server) handleModels(w http.ResponseWriter, r *http.Request) {
 		out = append(out, map[string]any{"title": m + ".safetensors [31e35c80fc]", "model_name": m,
 			"hash": "31e35c80fc", "sha256": nil, "filename": "/models/Stable-diffusion/" + m + ".safetensors", "config": nil})
 	}
-	writeJSON(w, http.StatusOK, out)
+	providertest.WriteJSON(w, http.StatusOK, out)
 }
 
 // handleSamplers serves GET /sdapi/v1/samplers.
@@ -406,11 +399,5 @@ func (s *Server) handleSamplers(w http.ResponseWriter, r *http.Request) {
 	for _, name := range s.opt.Samplers {
 		out = append(out, map[string]any{"name": name, "aliases": []string{}, "options": map[string]any{}})
 	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	providertest.WriteJSON(w, http.StatusOK, out)
 }

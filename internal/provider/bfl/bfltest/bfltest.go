@@ -7,8 +7,6 @@
 package bfltest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,12 +97,13 @@ type Server struct {
 
 	opt Options
 
-	mu      sync.Mutex
-	tasks   map[string]*task
-	calls   int
-	spent   int
-	last    Request
-	pending []fault // injected answers for the next submits
+	pending providertest.Queue[fault] // injected answers for the next submits
+	calls   atomic.Int64
+
+	mu    sync.Mutex
+	tasks map[string]*task
+	spent int
+	last  Request
 }
 
 type fault struct {
@@ -192,18 +192,12 @@ func (s *Server) InjectHTTP(status, n int) { s.inject(fault{status: status}, n) 
 func (s *Server) InjectStatus(status string, n int) { s.inject(fault{taskStatus: status}, n) }
 
 func (s *Server) inject(f fault, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.pending = append(s.pending, f)
-	}
+	s.pending.Push(f, n)
 }
 
 // Calls reports how many submits the server has received.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return int(s.calls.Load())
 }
 
 // LastRequest returns the last submit received.
@@ -238,40 +232,37 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls++
+	s.calls.Add(1)
 	s.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
 
 	key := r.Header.Get("x-key")
 	if key == "" {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"detail": "Not authenticated"})
+		providertest.WriteJSON(w, http.StatusUnauthorized, map[string]any{"detail": "Not authenticated"})
 		return
 	}
 	if key != s.Key {
-		writeJSON(w, http.StatusForbidden, map[string]any{"detail": "Invalid API key"})
+		providertest.WriteJSON(w, http.StatusForbidden, map[string]any{"detail": "Invalid API key"})
 		return
 	}
-	var ft fault
-	if len(s.pending) > 0 {
-		ft, s.pending = s.pending[0], s.pending[1:]
-	}
+	ft, _ := s.pending.Next()
 	if ft.status != 0 {
 		s.writeStatus(w, ft.status)
 		return
 	}
 	model := r.PathValue("model")
 	if !slices.Contains(s.opt.Models, model) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"detail": "Not Found"})
+		providertest.WriteJSON(w, http.StatusNotFound, map[string]any{"detail": "Not Found"})
 		return
 	}
 	var in map[string]any
 	if err := json.Unmarshal(body, &in); err != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []any{
+		providertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []any{
 			problem([]any{"body"}, "JSON decode error", "json_invalid", nil)}})
 		return
 	}
 	t, problems := parseTask(model, in)
 	if len(problems) > 0 {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": problems})
+		providertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": problems})
 		return
 	}
 	now := time.Now()
@@ -297,7 +288,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		t.status = ft.taskStatus
 	}
 	s.tasks[t.id] = t
-	writeJSON(w, http.StatusOK, map[string]any{
+	providertest.WriteJSON(w, http.StatusOK, map[string]any{
 		"id":          t.id,
 		"polling_url": s.URL + "/v1/get_result?id=" + t.id,
 	})
@@ -307,13 +298,13 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 func (s *Server) writeStatus(w http.ResponseWriter, status int) {
 	switch status {
 	case http.StatusUnauthorized:
-		writeJSON(w, status, map[string]any{"detail": "Not authenticated"})
+		providertest.WriteJSON(w, status, map[string]any{"detail": "Not authenticated"})
 	case http.StatusPaymentRequired:
-		writeJSON(w, status, map[string]any{"detail": "Insufficient credits. Add credits at https://dashboard.bfl.ai"})
+		providertest.WriteJSON(w, status, map[string]any{"detail": "Insufficient credits. Add credits at https://dashboard.bfl.ai"})
 	case http.StatusForbidden:
-		writeJSON(w, status, map[string]any{"detail": "Invalid API key"})
+		providertest.WriteJSON(w, status, map[string]any{"detail": "Invalid API key"})
 	case http.StatusUnprocessableEntity:
-		writeJSON(w, status, map[string]any{"detail": []any{
+		providertest.WriteJSON(w, status, map[string]any{"detail": []any{
 			problem([]any{"body", "width"}, "Input should be a multiple of 16", "multiple_of", 1000)}})
 	case http.StatusTooManyRequests:
 		body := map[string]any{
@@ -327,9 +318,9 @@ func (s *Server) writeStatus(w http.ResponseWriter, status int) {
 				w.Header().Set("Retry-After", strconv.Itoa(s.opt.RetryAfter))
 			}
 		}
-		writeJSON(w, status, body)
+		providertest.WriteJSON(w, status, body)
 	default:
-		writeJSON(w, status, map[string]any{"detail": http.StatusText(status)})
+		providertest.WriteJSON(w, status, map[string]any{"detail": http.StatusText(status)})
 	}
 }
 
@@ -427,7 +418,7 @@ func problem(loc []any, msg, typ string, input any) map[string]any {
 // handleResult serves GET /v1/get_result?id=.
 func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("x-key") != s.Key {
-		writeJSON(w, http.StatusForbidden, map[string]any{"detail": "Invalid API key"})
+		providertest.WriteJSON(w, http.StatusForbidden, map[string]any{"detail": "Invalid API key"})
 		return
 	}
 	id := r.URL.Query().Get("id")
@@ -440,11 +431,11 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	switch {
 	case !ok || snap.key != r.Header.Get("x-key"):
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "status": StatusTaskNotFound, "result": nil})
+		providertest.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "status": StatusTaskNotFound, "result": nil})
 	case time.Now().Before(snap.done):
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "status": StatusPending, "result": nil, "progress": 0.5})
+		providertest.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "status": StatusPending, "result": nil, "progress": 0.5})
 	case snap.status == StatusReady:
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "status": StatusReady, "result": map[string]any{
+		providertest.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "status": StatusReady, "result": map[string]any{
 			"sample":     s.sampleURL(&snap),
 			"prompt":     "",
 			"seed":       snap.seed,
@@ -452,10 +443,10 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 			"end_time":   snap.done.Unix(),
 		}})
 	case snap.status == StatusRequestModerated || snap.status == StatusContentModerated:
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "status": snap.status, "result": nil,
+		providertest.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "status": snap.status, "result": nil,
 			"details": map[string]any{"Moderation Reasons": []string{"Derivative Works Filter"}}})
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"id": id, "status": snap.status, "result": nil,
+		providertest.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "status": snap.status, "result": nil,
 			"details": "Internal error while generating the image"})
 	}
 }
@@ -525,14 +516,4 @@ func (s *Server) readyTask(id, sig string) (*task, bool) {
 	return t, true
 }
 
-func newID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func newID() string { return providertest.RandomHex(16) }

@@ -11,7 +11,6 @@
 package comfyuitest
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,8 +66,10 @@ type Server struct {
 	wake chan struct{}
 	stop chan struct{}
 
+	faults providertest.Queue[providertest.Fault]
+	calls  atomic.Int64
+
 	mu         sync.Mutex
-	calls      int
 	number     int
 	last       Request
 	queue      []*job
@@ -77,7 +79,6 @@ type Server struct {
 	fileNo     int
 	interrupts int
 	deleted    []string
-	faults     []providertest.Fault
 }
 
 type job struct {
@@ -141,18 +142,12 @@ func (s *Server) Inject(f providertest.Fault, n int) {
 	default:
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.faults = append(s.faults, f)
-	}
+	s.faults.Push(f, n)
 }
 
 // Calls reports how many POST /prompt the server has received.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return int(s.calls.Load())
 }
 
 // LastRequest returns the last POST /prompt received.
@@ -201,12 +196,9 @@ func (s *Server) handlePrompt(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls++
+	s.calls.Add(1)
 	s.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
-	var fault providertest.Fault
-	if len(s.faults) > 0 {
-		fault, s.faults = s.faults[0], s.faults[1:]
-	}
+	fault, _ := s.faults.Next()
 
 	var in struct {
 		Prompt   json.RawMessage `json:"prompt"`
@@ -224,12 +216,12 @@ func (s *Server) handlePrompt(w http.ResponseWriter, r *http.Request) {
 	}
 	outputs, status := s.validate(wf, fault)
 	if status != nil {
-		writeJSON(w, http.StatusBadRequest, status)
+		providertest.WriteJSON(w, http.StatusBadRequest, status)
 		return
 	}
 	id := in.PromptID
 	if id == "" {
-		id = newUUID()
+		id = providertest.UUID()
 	} else if _, dup := s.history[id]; dup || s.queued(id) {
 		writePromptError(w, "invalid_prompt_id", "prompt_id already in use", id, nil)
 		return
@@ -241,7 +233,7 @@ func (s *Server) handlePrompt(w http.ResponseWriter, r *http.Request) {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"prompt_id": id, "number": s.number, "node_errors": map[string]any{}})
+	providertest.WriteJSON(w, http.StatusOK, map[string]any{"prompt_id": id, "number": s.number, "node_errors": map[string]any{}})
 }
 
 func (s *Server) queued(id string) bool {
@@ -252,7 +244,7 @@ func (s *Server) queued(id string) bool {
 }
 
 func writePromptError(w http.ResponseWriter, typ, msg, details string, nodeErrors map[string]any) {
-	writeJSON(w, http.StatusBadRequest, promptError(typ, msg, details, nodeErrors))
+	providertest.WriteJSON(w, http.StatusBadRequest, promptError(typ, msg, details, nodeErrors))
 }
 
 // promptError is the body of a 400 from POST /prompt.
@@ -563,7 +555,7 @@ func (s *Server) handleQueue(w http.ResponseWriter, r *http.Request) {
 	for _, j := range s.queue {
 		pending = append(pending, row(j))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queue_running": running, "queue_pending": pending})
+	providertest.WriteJSON(w, http.StatusOK, map[string]any{"queue_running": running, "queue_pending": pending})
 }
 
 // handleQueueControl serves POST /queue {"delete": [ids]} or {"clear": true}.
@@ -588,7 +580,7 @@ func (s *Server) handleQueueInfo(w http.ResponseWriter, r *http.Request) {
 		n++
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"exec_info": map[string]any{"queue_remaining": n}})
+	providertest.WriteJSON(w, http.StatusOK, map[string]any{"exec_info": map[string]any{"queue_remaining": n}})
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -605,18 +597,4 @@ func sortedKeys[V any](m map[string]V) []string {
 		return strings.Compare(a, b)
 	})
 	return keys
-}
-
-func newUUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -11,9 +11,7 @@ package faltest
 
 import (
 	"cmp"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -24,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,13 +96,14 @@ type Server struct {
 	opt  Options
 	done chan struct{}
 
+	submits providertest.Queue[answer]
+	results providertest.Queue[answer]
+	calls   atomic.Int64
+	polls   atomic.Int64
+	cancels atomic.Int64
+
 	mu       sync.Mutex
-	submits  []answer
-	results  []answer
 	filter   int
-	calls    int
-	polls    int
-	cancels  int
 	last     Request
 	requests []*request // in submission order
 	byID     map[string]*request
@@ -139,7 +139,7 @@ var _ providertest.Controller = (*Server)(nil)
 func NewServer(tb testing.TB, opt Options) *Server {
 	tb.Helper()
 	if opt.Key == "" {
-		opt.Key = randomHex(16) + ":" + randomHex(16)
+		opt.Key = providertest.RandomHex(16) + ":" + providertest.RandomHex(16)
 	}
 	if opt.QueueTime == 0 {
 		opt.QueueTime = 30 * time.Millisecond
@@ -184,30 +184,18 @@ func NewServer(tb testing.TB, opt Options) *Server {
 // validation detail) come from the result call after the request ran; a
 // Slow request stays IN_QUEUE until cancelled.
 func (s *Server) Inject(f providertest.Fault, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.submits = append(s.submits, answer{fault: f})
-	}
+	s.submits.Push(answer{fault: f}, n)
 }
 
 // InjectSubmitResponse makes the next n submits answer with r verbatim.
 func (s *Server) InjectSubmitResponse(r Response, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.submits = append(s.submits, answer{resp: &r})
-	}
+	s.submits.Push(answer{resp: &r}, n)
 }
 
 // InjectResultResponse makes the result call of the next n submitted
 // requests answer with r verbatim, once they completed.
 func (s *Server) InjectResultResponse(r Response, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.results = append(s.results, answer{resp: &r})
-	}
+	s.results.Push(answer{resp: &r}, n)
 }
 
 // Filter makes the safety checker flag the next n images: they are
@@ -220,23 +208,17 @@ func (s *Server) Filter(n int) {
 
 // Calls reports how many submits the server has received.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return int(s.calls.Load())
 }
 
 // Polls reports how many status calls it has received.
 func (s *Server) Polls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.polls
+	return int(s.polls.Load())
 }
 
 // Cancels reports how many cancel calls it has received.
 func (s *Server) Cancels() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cancels
+	return int(s.cancels.Load())
 }
 
 // LastRequest returns the most recent submit (zero if none).
@@ -248,9 +230,7 @@ func (s *Server) LastRequest() Request {
 
 // handleSubmit handles POST /{model id}.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.calls++
-	s.mu.Unlock()
+	s.calls.Add(1)
 	if !s.sleep(r, s.opt.Latency) || !s.authorized(w, r) {
 		return
 	}
@@ -259,38 +239,37 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	decodeErr := json.NewDecoder(http.MaxBytesReader(w, r.Body, 10<<20)).Decode(&input)
 	s.mu.Lock()
 	s.last = Request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Input: input}
-	next := answer{}
-	if len(s.submits) > 0 {
-		next, s.submits = s.submits[0], s.submits[1:]
-	}
 	s.mu.Unlock()
+	next, _ := s.submits.Next()
 
 	switch {
 	case next.resp != nil:
 		writeRaw(w, *next.resp)
 		return
 	case next.fault == providertest.BadAuth:
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"detail": "Authentication failed: the key was revoked"})
+		providertest.WriteJSON(w, http.StatusUnauthorized, map[string]any{"detail": "Authentication failed: the key was revoked"})
 		return
 	case next.fault == providertest.RateLimit:
-		writeJSON(w, http.StatusTooManyRequests, map[string]any{"detail": "Too many requests, slow down"})
+		providertest.WriteJSON(w, http.StatusTooManyRequests, map[string]any{"detail": "Too many requests, slow down"})
 		return
 	}
 	if !slices.Contains(s.opt.Models, model) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"detail": fmt.Sprintf("Application %q not found", model)})
+		providertest.WriteJSON(w, http.StatusNotFound, map[string]any{"detail": fmt.Sprintf("Application %q not found", model)})
 		return
 	}
 	if decodeErr != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"detail": "Request body must be a JSON object"})
+		providertest.WriteJSON(w, http.StatusBadRequest, map[string]any{"detail": "Request body must be a JSON object"})
 		return
 	}
 
 	parts := strings.SplitN(model, "/", 3)
-	req := &request{id: uuid(), app: parts[0] + "/" + parts[1], input: input, submitted: time.Now(), result: next}
+	req := &request{id: providertest.UUID(), app: parts[0] + "/" + parts[1], input: input, submitted: time.Now(), result: next}
 	req.problems = validate(model, input)
 	s.mu.Lock()
-	if len(s.results) > 0 && next.fault == providertest.None {
-		req.result, s.results = s.results[0], s.results[1:]
+	if next.fault == providertest.None {
+		if res, ok := s.results.Next(); ok {
+			req.result = res
+		}
 	}
 	req.flagged = s.filter // capped when the images are made
 	s.filter = max(s.filter-int(number(input["num_images"], 1)), 0)
@@ -298,14 +277,12 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	s.byID[req.id] = req
 	body := s.statusBody(req, "IN_QUEUE", time.Now())
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, body)
+	providertest.WriteJSON(w, http.StatusOK, body)
 }
 
 // handleStatus handles GET /{owner}/{app}/requests/{id}/status.
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.polls++
-	s.mu.Unlock()
+	s.polls.Add(1)
 	req, ok := s.find(w, r)
 	if !ok {
 		return
@@ -319,7 +296,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if st == "COMPLETED" {
 		code = http.StatusOK
 	}
-	writeJSON(w, code, body)
+	providertest.WriteJSON(w, code, body)
 }
 
 // handleResult handles GET /{owner}/{app}/requests/{id}.
@@ -334,10 +311,10 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	switch {
 	case req.canceled:
-		writeJSON(w, http.StatusBadRequest, map[string]any{"detail": "Request was cancelled"})
+		providertest.WriteJSON(w, http.StatusBadRequest, map[string]any{"detail": "Request was cancelled"})
 		return
 	case st != "COMPLETED":
-		writeJSON(w, http.StatusBadRequest, map[string]any{"detail": "Request is still in progress"})
+		providertest.WriteJSON(w, http.StatusBadRequest, map[string]any{"detail": "Request is still in progress"})
 		return
 	case req.result.resp != nil:
 		writeRaw(w, *req.result.resp)
@@ -346,23 +323,23 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 	switch req.result.fault {
 	case providertest.ServerError:
 		w.Header().Set("X-Fal-Error-Type", "startup_timeout")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"detail": "The runner did not start in time", "error_type": "startup_timeout"})
+		providertest.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"detail": "The runner did not start in time", "error_type": "startup_timeout"})
 		return
 	case providertest.ContentPolicy:
 		w.Header().Set("X-Fal-Retryable", "false")
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []detail{{
+		providertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []detail{{
 			Loc: []string{"body", "prompt"}, Msg: "The content could not be processed because it contained material flagged by a content checker.",
 			Type: "content_policy_violation", Ctx: map[string]any{"categories": []string{"sexual"}},
 		}}})
 		return
 	case providertest.InvalidRequest:
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []detail{{
+		providertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": []detail{{
 			Loc: []string{"body", "image_size"}, Msg: "image size is not supported by this model", Type: "value_error",
 		}}})
 		return
 	}
 	if len(req.problems) > 0 {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": req.problems})
+		providertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"detail": req.problems})
 		return
 	}
 	s.mu.Lock()
@@ -373,7 +350,7 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 	out := req.output
 	s.mu.Unlock()
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]any{"detail": err.Error()})
+		providertest.WriteJSON(w, http.StatusInternalServerError, map[string]any{"detail": err.Error()})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -383,9 +360,7 @@ func (s *Server) handleResult(w http.ResponseWriter, r *http.Request) {
 // handleCancel handles PUT /{owner}/{app}/requests/{id}/cancel: only a
 // request that has not started can be cancelled.
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.cancels++
-	s.mu.Unlock()
+	s.cancels.Add(1)
 	req, ok := s.find(w, r)
 	if !ok {
 		return
@@ -397,10 +372,10 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if st != "IN_QUEUE" {
-		writeJSON(w, http.StatusBadRequest, map[string]any{"status": "ALREADY_COMPLETED"})
+		providertest.WriteJSON(w, http.StatusBadRequest, map[string]any{"status": "ALREADY_COMPLETED"})
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]any{"status": "CANCELLATION_REQUESTED"})
+	providertest.WriteJSON(w, http.StatusAccepted, map[string]any{"status": "CANCELLATION_REQUESTED"})
 }
 
 // handleFile handles GET /files/{name}, the output URLs.
@@ -430,7 +405,7 @@ func (s *Server) find(w http.ResponseWriter, r *http.Request) (*request, bool) {
 	req := s.byID[r.PathValue("id")]
 	s.mu.Unlock()
 	if req == nil || req.app != r.PathValue("owner")+"/"+r.PathValue("app") {
-		writeJSON(w, http.StatusNotFound, map[string]any{"detail": "Request not found"})
+		providertest.WriteJSON(w, http.StatusNotFound, map[string]any{"detail": "Request not found"})
 		return nil, false
 	}
 	return req, true
@@ -540,7 +515,7 @@ func (s *Server) makeOutput(req *request) ([]byte, error) {
 		if sync {
 			u = "data:" + ctype + ";base64," + base64.StdEncoding.EncodeToString(data)
 		} else {
-			name := fmt.Sprintf("%s-%d.%s", randomHex(8), i, map[string]string{"jpeg": "jpg", "png": "png"}[format])
+			name := fmt.Sprintf("%s-%d.%s", providertest.RandomHex(8), i, map[string]string{"jpeg": "jpg", "png": "png"}[format])
 			s.files[name] = file{data: data, ctype: ctype, expires: time.Now().Add(s.opt.OutputTTL)}
 			u = s.URL + "/files/" + name
 		}
@@ -644,38 +619,16 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if s.opt.EchoKey && got != "" {
 		msg = fmt.Sprintf("No user found for key %s", got)
 	}
-	writeJSON(w, http.StatusUnauthorized, map[string]any{"detail": msg})
+	providertest.WriteJSON(w, http.StatusUnauthorized, map[string]any{"detail": msg})
 	return false
 }
 
 func (s *Server) sleep(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	case <-s.done:
-		return false
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	return providertest.Sleep(r, s.done, d)
 }
 
 func writeRaw(w http.ResponseWriter, r Response) {
-	for k, v := range r.Header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(r.Status)
-	_, _ = w.Write([]byte(r.Body))
+	providertest.WriteRaw(w, r.Status, r.Header, r.Body, "")
 }
 
 func number(v any, def float64) float64 {
@@ -691,18 +644,3 @@ func str(v any) string {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func uuid() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b)
-	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}

@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,12 +94,12 @@ type Server struct {
 	images providertest.ImageCache
 	done   chan struct{}
 
-	mu        sync.Mutex
-	queue     []answer
-	calls     int
-	throttled int
-	admitted  []time.Time
-	last      *Request
+	queue providertest.Queue[answer]
+	calls atomic.Int64
+	rpm   *providertest.Window
+
+	mu   sync.Mutex
+	last *Request
 }
 
 type answer struct {
@@ -133,7 +134,7 @@ func NewServer(tb testing.TB, opt Options) *Server {
 	if opt.MaxEdge <= 0 {
 		opt.MaxEdge = 2048
 	}
-	s := &Server{Key: opt.Key, opt: opt, done: make(chan struct{})}
+	s := &Server{Key: opt.Key, opt: opt, done: make(chan struct{}), rpm: providertest.NewWindow(opt.RPM, opt.Window)}
 	mux := http.NewServeMux()
 	// The method is part of the last segment ("{model}:generateContent"),
 	// so one wildcard takes the whole segment and the handler splits it.
@@ -158,34 +159,22 @@ func NewServer(tb testing.TB, opt Options) *Server {
 // API_KEY_INVALID, InvalidRequest 400 INVALID_ARGUMENT, Slow holds the
 // answer until the client goes away (or 60 s).
 func (s *Server) Inject(f providertest.Fault, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.queue = append(s.queue, answer{fault: f})
-	}
+	s.queue.Push(answer{fault: f}, n)
 }
 
 // InjectReply makes the next n generation calls answer with r.
 func (s *Server) InjectReply(r Reply, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.queue = append(s.queue, answer{reply: &r})
-	}
+	s.queue.Push(answer{reply: &r}, n)
 }
 
 // Calls reports how many generation calls the server has received.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return int(s.calls.Load())
 }
 
 // Throttled reports how many calls the RPM quota answered with 429.
 func (s *Server) Throttled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.throttled
+	return s.rpm.Refused()
 }
 
 // LastRequest returns the last generation call's decoded request, or nil.
@@ -255,9 +244,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 404, "NOT_FOUND", fmt.Sprintf("models/%s is not found for API version v1beta, or is not supported for %s. Call ListModels to see the list of available models and their supported methods.", model, method), nil)
 		return
 	}
-	s.mu.Lock()
-	s.calls++
-	s.mu.Unlock()
+	s.calls.Add(1)
 	if !s.checkAuth(w, r) {
 		return
 	}
@@ -266,14 +253,7 @@ func (s *Server) handleCall(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	var next *answer
-	if len(s.queue) > 0 {
-		next = &s.queue[0]
-		s.queue = s.queue[1:]
-	}
-	s.mu.Unlock()
-	if next != nil {
+	if next, ok := s.queue.Next(); ok {
 		if next.reply != nil {
 			writeReply(w, *next.reply)
 			return
@@ -344,18 +324,7 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, f providertest.Fa
 }
 
 func (s *Server) wait(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-	case <-s.done:
-	}
-	return false
+	return providertest.Sleep(r, s.done, d)
 }
 
 // admit applies the per-minute quota over a sliding window.
@@ -363,22 +332,7 @@ func (s *Server) admit(w http.ResponseWriter) bool {
 	if s.opt.RPM <= 0 {
 		return true
 	}
-	now := time.Now()
-	s.mu.Lock()
-	cut := 0
-	for cut < len(s.admitted) && now.Sub(s.admitted[cut]) >= s.opt.Window {
-		cut++
-	}
-	s.admitted = s.admitted[cut:]
-	allowed := len(s.admitted) < s.opt.RPM
-	var reset time.Duration
-	if allowed {
-		s.admitted = append(s.admitted, now)
-	} else {
-		s.throttled++
-		reset = s.opt.Window - now.Sub(s.admitted[0])
-	}
-	s.mu.Unlock()
+	allowed, _, reset := s.rpm.Admit(time.Now())
 	if allowed {
 		return true
 	}
@@ -573,14 +527,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeReply(w http.ResponseWriter, r Reply) {
-	for k, v := range r.Header {
-		w.Header()[k] = v
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	}
-	w.WriteHeader(r.Status)
-	_, _ = w.Write([]byte(r.Body))
+	providertest.WriteRaw(w, r.Status, r.Header, r.Body, "application/json; charset=UTF-8")
 }
 
 func readAll(w http.ResponseWriter, r *http.Request) ([]byte, error) {

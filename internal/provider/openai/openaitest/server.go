@@ -10,9 +10,7 @@
 package openaitest
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,12 +93,12 @@ type Server struct {
 	images providertest.ImageCache
 	done   chan struct{}
 
-	mu        sync.Mutex
-	queue     []answer
-	calls     int
-	throttled int
-	admitted  []time.Time
-	last      *Request
+	queue providertest.Queue[answer]
+	calls atomic.Int64
+	rpm   *providertest.Window
+
+	mu   sync.Mutex
+	last *Request
 }
 
 // answer is one injected outcome: a conformance fault or a canned reply.
@@ -120,7 +119,7 @@ func NewServer(tb testing.TB, opt Options) *Server {
 	if opt.MaxEdge <= 0 {
 		opt.MaxEdge = 2048
 	}
-	s := &Server{Key: opt.Key, opt: opt, done: make(chan struct{})}
+	s := &Server{Key: opt.Key, opt: opt, done: make(chan struct{}), rpm: providertest.NewWindow(opt.RPM, opt.Window)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/images/generations", s.handleGenerate)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -141,34 +140,22 @@ func NewServer(tb testing.TB, opt Options) *Server {
 // BadAuth 401 invalid_api_key, InvalidRequest 400 invalid_value on size,
 // Slow holds the answer until the client goes away (or 60 s).
 func (s *Server) Inject(f providertest.Fault, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.queue = append(s.queue, answer{fault: f})
-	}
+	s.queue.Push(answer{fault: f}, n)
 }
 
 // InjectReply makes the next n generation calls answer with r.
 func (s *Server) InjectReply(r Reply, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.queue = append(s.queue, answer{reply: &r})
-	}
+	s.queue.Push(answer{reply: &r}, n)
 }
 
 // Calls reports how many generation calls the server has received.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return int(s.calls.Load())
 }
 
 // Throttled reports how many calls the RPM limit answered with 429.
 func (s *Server) Throttled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.throttled
+	return s.rpm.Refused()
 }
 
 // LastRequest returns the last generation call's decoded request, or nil.
@@ -196,9 +183,7 @@ func RateLimitReply(h http.Header) Reply {
 }
 
 func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.calls++
-	s.mu.Unlock()
+	s.calls.Add(1)
 	w.Header().Set("X-Request-Id", newID("req_"))
 
 	if !s.checkAuth(w, r) {
@@ -209,14 +194,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	var next *answer
-	if len(s.queue) > 0 {
-		next = &s.queue[0]
-		s.queue = s.queue[1:]
-	}
-	s.mu.Unlock()
-	if next != nil {
+	if next, ok := s.queue.Next(); ok {
 		if next.reply != nil {
 			writeReply(w, *next.reply)
 			return
@@ -290,45 +268,14 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, f providertest.Fa
 // wait sleeps d unless the client goes away or the server closes; it
 // reports whether the call should still be answered.
 func (s *Server) wait(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-	case <-s.done:
-	}
-	return false
+	return providertest.Sleep(r, s.done, d)
 }
 
 // admit applies the RPM limit over a sliding window. Admitted calls are
 // recorded; refused ones are not (they do not use up the budget).
 func (s *Server) admit(w http.ResponseWriter) bool {
-	now := time.Now()
-	s.mu.Lock()
-	cut := 0
-	for cut < len(s.admitted) && now.Sub(s.admitted[cut]) >= s.opt.Window {
-		cut++
-	}
-	s.admitted = s.admitted[cut:]
+	allowed, used, reset := s.rpm.Admit(time.Now())
 	limit := s.opt.RPM
-	used := len(s.admitted)
-	var reset time.Duration
-	if used > 0 {
-		reset = s.opt.Window - now.Sub(s.admitted[0])
-	}
-	allowed := limit <= 0 || used < limit
-	if allowed {
-		s.admitted = append(s.admitted, now)
-		used++
-	} else {
-		s.throttled++
-	}
-	s.mu.Unlock()
-
 	if limit <= 0 {
 		limit = 10000
 	}
@@ -604,14 +551,7 @@ func writeError(w http.ResponseWriter, status int, h http.Header, msg, typ, para
 }
 
 func writeReply(w http.ResponseWriter, r Reply) {
-	for k, v := range r.Header {
-		w.Header()[k] = v
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(r.Status)
-	_, _ = w.Write([]byte(r.Body))
+	providertest.WriteRaw(w, r.Status, r.Header, r.Body, "application/json")
 }
 
 // maskKey shows a refused key the way OpenAI does: the first three and last
@@ -624,7 +564,5 @@ func maskKey(key string) string {
 }
 
 func newID(prefix string) string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
+	return prefix + providertest.RandomHex(16)
 }

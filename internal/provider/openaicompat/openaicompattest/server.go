@@ -10,9 +10,7 @@
 package openaicompattest
 
 import (
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -22,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,12 +120,12 @@ type Server struct {
 	images providertest.ImageCache
 	done   chan struct{}
 
+	queue providertest.Queue[answer]
+	calls atomic.Int64
+	rpm   *providertest.Window
+
 	mu        sync.Mutex
 	files     map[string][]byte
-	queue     []answer
-	calls     int
-	throttled int
-	admitted  []time.Time
 	last      *Request
 	downloads int
 }
@@ -154,7 +153,8 @@ func NewServer(tb testing.TB, opt Options) *Server {
 	if len(opt.Models) == 0 {
 		opt.Models = []string{DefaultModel, "flux.1-dev"}
 	}
-	s := &Server{Key: opt.Key, opt: opt, done: make(chan struct{}), files: map[string][]byte{}}
+	s := &Server{Key: opt.Key, opt: opt, done: make(chan struct{}), files: map[string][]byte{},
+		rpm: providertest.NewWindow(opt.RPM, opt.Window)}
 	mux := http.NewServeMux()
 	for _, p := range []string{"/v1/images/generations", "/images/generations"} {
 		mux.HandleFunc("POST "+p, s.handleGenerate)
@@ -179,34 +179,22 @@ func NewServer(tb testing.TB, opt Options) *Server {
 // filter; ContentPolicy answers as an OpenAI-compatible gateway relaying a
 // hosted model's refusal: 400 with code "moderation_blocked".
 func (s *Server) Inject(f providertest.Fault, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.queue = append(s.queue, answer{fault: f})
-	}
+	s.queue.Push(answer{fault: f}, n)
 }
 
 // InjectReply makes the next n generation calls answer with r.
 func (s *Server) InjectReply(r Reply, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.queue = append(s.queue, answer{reply: &r})
-	}
+	s.queue.Push(answer{reply: &r}, n)
 }
 
 // Calls reports how many generation calls the server has received.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return int(s.calls.Load())
 }
 
 // Throttled reports how many calls the RPM quota answered with 429.
 func (s *Server) Throttled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.throttled
+	return s.rpm.Refused()
 }
 
 // Downloads reports how many generated files were served.
@@ -231,9 +219,7 @@ func ModelLoadingReply(retryAfter int) Reply {
 }
 
 func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.calls++
-	s.mu.Unlock()
+	s.calls.Add(1)
 
 	if !s.checkAuth(w, r) {
 		return
@@ -243,14 +229,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	s.mu.Lock()
-	var next *answer
-	if len(s.queue) > 0 {
-		next = &s.queue[0]
-		s.queue = s.queue[1:]
-	}
-	s.mu.Unlock()
-	if next != nil {
+	if next, ok := s.queue.Next(); ok {
 		if next.reply != nil {
 			writeReply(w, *next.reply)
 			return
@@ -333,18 +312,7 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, f providertest.Fa
 }
 
 func (s *Server) wait(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-	case <-s.done:
-	}
-	return false
+	return providertest.Sleep(r, s.done, d)
 }
 
 // admit applies the RPM quota over a sliding window.
@@ -352,22 +320,7 @@ func (s *Server) admit(w http.ResponseWriter) bool {
 	if s.opt.RPM <= 0 {
 		return true
 	}
-	now := time.Now()
-	s.mu.Lock()
-	cut := 0
-	for cut < len(s.admitted) && now.Sub(s.admitted[cut]) >= s.opt.Window {
-		cut++
-	}
-	s.admitted = s.admitted[cut:]
-	allowed := len(s.admitted) < s.opt.RPM
-	var reset time.Duration
-	if allowed {
-		s.admitted = append(s.admitted, now)
-	} else {
-		s.throttled++
-		reset = s.opt.Window - now.Sub(s.admitted[0])
-	}
-	s.mu.Unlock()
+	allowed, _, reset := s.rpm.Admit(time.Now())
 	if allowed {
 		return true
 	}
@@ -509,18 +462,9 @@ func writeError(w http.ResponseWriter, status int, msg, typ string) {
 }
 
 func writeReply(w http.ResponseWriter, r Reply) {
-	for k, v := range r.Header {
-		w.Header()[k] = v
-	}
-	if w.Header().Get("Content-Type") == "" {
-		w.Header().Set("Content-Type", "application/json")
-	}
-	w.WriteHeader(r.Status)
-	_, _ = w.Write([]byte(r.Body))
+	providertest.WriteRaw(w, r.Status, r.Header, r.Body, "application/json")
 }
 
 func newID(prefix string) string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
+	return prefix + providertest.RandomHex(12)
 }

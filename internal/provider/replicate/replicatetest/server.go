@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,14 +102,15 @@ type Server struct {
 	opt  Options
 	done chan struct{}
 
+	queue   providertest.Queue[answer]
+	calls   atomic.Int64
+	polls   atomic.Int64
+	cancels atomic.Int64
+	creates *providertest.Window
+
 	mu          sync.Mutex
-	queue       []answer
 	filter      int
-	calls       int
-	polls       int
-	cancels     int
 	last        Request
-	recent      []time.Time
 	predictions map[string]*prediction
 	files       map[string]file
 }
@@ -146,7 +148,7 @@ var _ providertest.Controller = (*Server)(nil)
 func NewServer(tb testing.TB, opt Options) *Server {
 	tb.Helper()
 	if opt.Key == "" {
-		opt.Key = "r8_" + randomHex(18)
+		opt.Key = "r8_" + providertest.RandomHex(18)
 	}
 	if opt.StartTime == 0 {
 		opt.StartTime = 20 * time.Millisecond
@@ -170,6 +172,7 @@ func NewServer(tb testing.TB, opt Options) *Server {
 		opt.RateWindow = time.Minute
 	}
 	s := &Server{Key: opt.Key, opt: opt, done: make(chan struct{}),
+		creates:     providertest.NewWindow(opt.RateLimit, opt.RateWindow),
 		predictions: map[string]*prediction{}, files: map[string]file{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/models/{owner}/{name}/predictions", s.handleCreate)
@@ -210,11 +213,7 @@ func (s *Server) InjectFailure(errText string, n int) {
 }
 
 func (s *Server) push(a answer, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.queue = append(s.queue, a)
-	}
+	s.queue.Push(a, n)
 }
 
 // Filter makes the safety checker flag the next n output images: they are
@@ -228,23 +227,17 @@ func (s *Server) Filter(n int) {
 
 // Calls reports how many create calls the server has received.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return int(s.calls.Load())
 }
 
 // Polls reports how many GET /v1/predictions/{id} calls it has received.
 func (s *Server) Polls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.polls
+	return int(s.polls.Load())
 }
 
 // Cancels reports how many cancel calls it has received.
 func (s *Server) Cancels() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cancels
+	return int(s.cancels.Load())
 }
 
 // LastRequest returns the most recent create call (zero if none).
@@ -257,9 +250,7 @@ func (s *Server) LastRequest() Request {
 // handleCreate handles POST /v1/models/{owner}/{name}/predictions and
 // POST /v1/predictions.
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.calls++
-	s.mu.Unlock()
+	s.calls.Add(1)
 	if !s.sleep(r, s.opt.Latency) || !s.authorized(w, r) {
 		return
 	}
@@ -371,8 +362,8 @@ const nsfwError = "All generated images contained NSFW content. Try running it a
 
 // handleGet handles GET /v1/predictions/{id}.
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
+	s.polls.Add(1)
 	s.mu.Lock()
-	s.polls++
 	p := s.predictions[r.PathValue("id")]
 	s.mu.Unlock()
 	if !s.sleep(r, s.opt.Latency) || !s.authorized(w, r) {
@@ -387,8 +378,8 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 
 // handleCancel handles POST /v1/predictions/{id}/cancel.
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
+	s.cancels.Add(1)
 	s.mu.Lock()
-	s.cancels++
 	p := s.predictions[r.PathValue("id")]
 	s.mu.Unlock()
 	if !s.authorized(w, r) {
@@ -574,15 +565,8 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 
 // allow applies the create rate limit.
 func (s *Server) allow() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	s.recent = slices.DeleteFunc(s.recent, func(t time.Time) bool { return now.Sub(t) > s.opt.RateWindow })
-	if len(s.recent) >= s.opt.RateLimit {
-		return false
-	}
-	s.recent = append(s.recent, now)
-	return true
+	ok, _, _ := s.creates.Admit(time.Now())
+	return ok
 }
 
 func (s *Server) writeThrottled(w http.ResponseWriter) {
@@ -595,30 +579,12 @@ func (s *Server) writeThrottled(w http.ResponseWriter) {
 }
 
 func (s *Server) next() answer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.queue) == 0 {
-		return answer{}
-	}
-	a := s.queue[0]
-	s.queue = s.queue[1:]
+	a, _ := s.queue.Next()
 	return a
 }
 
 func (s *Server) sleep(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	case <-s.done:
-		return false
-	}
+	return providertest.Sleep(r, s.done, d)
 }
 
 type invalidField struct {
@@ -758,11 +724,5 @@ var idAlphabet = regexp.MustCompile(`[^a-z0-9]`)
 // randomID makes a Replicate-looking prediction id (26 lowercase chars).
 func randomID() string {
 	id := strings.ToLower(idAlphabet.ReplaceAllString(rand.Text(), ""))
-	return (id + randomHex(13))[:26]
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	return (id + providertest.RandomHex(13))[:26]
 }

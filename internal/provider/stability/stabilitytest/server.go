@@ -9,9 +9,7 @@ package stabilitytest
 
 import (
 	"cmp"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,10 +96,11 @@ type Server struct {
 	opt  Options
 	done chan struct{}
 
+	queue providertest.Queue[answer]
+	calls atomic.Int64
+
 	mu          sync.Mutex
-	queue       []answer
 	filter      int
-	calls       int
 	last        Request
 	recent      []time.Time
 	lockedUntil time.Time
@@ -118,7 +118,7 @@ var _ providertest.Controller = (*Server)(nil)
 func NewServer(tb testing.TB, opt Options) *Server {
 	tb.Helper()
 	if opt.Key == "" {
-		opt.Key = "sk-" + randomHex(24)
+		opt.Key = "sk-" + providertest.RandomHex(24)
 	}
 	if opt.MaxSide == 0 {
 		opt.MaxSide = 1024
@@ -149,21 +149,13 @@ func NewServer(tb testing.TB, opt Options) *Server {
 
 // Inject makes the next n generation calls answer with f.
 func (s *Server) Inject(f providertest.Fault, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.queue = append(s.queue, answer{fault: f})
-	}
+	s.queue.Push(answer{fault: f}, n)
 }
 
 // InjectResponse makes the next n generation calls (after the key check)
 // answer with r verbatim, for error shapes the faults do not cover.
 func (s *Server) InjectResponse(r Response, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.queue = append(s.queue, answer{resp: &r})
-	}
+	s.queue.Push(answer{resp: &r}, n)
 }
 
 // Filter makes the next n generated images come back blurred with
@@ -176,9 +168,7 @@ func (s *Server) Filter(n int) {
 
 // Calls reports how many generation calls the server has received.
 func (s *Server) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls
+	return int(s.calls.Load())
 }
 
 // LastRequest returns the most recent generation call (zero if none).
@@ -219,11 +209,9 @@ const maxBody = 10 << 20
 
 // handleGenerate handles POST /v2beta/stable-image/generate/{endpoint}.
 func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
-	reqID := randomHex(16)
+	reqID := providertest.RandomHex(16)
 	w.Header().Set("X-Request-Id", reqID)
-	s.mu.Lock()
-	s.calls++
-	s.mu.Unlock()
+	s.calls.Add(1)
 	if !s.sleep(r, s.opt.Latency) {
 		return
 	}
@@ -398,32 +386,14 @@ func (s *Server) writeRateLimited(w http.ResponseWriter, reqID string, left time
 
 // next pops the next injected answer (the zero answer means normal).
 func (s *Server) next() answer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.queue) == 0 {
-		return answer{}
-	}
-	a := s.queue[0]
-	s.queue = s.queue[1:]
+	a, _ := s.queue.Next()
 	return a
 }
 
 // sleep waits d, returning false when the client left or the server is
 // closing (the handler should then just return).
 func (s *Server) sleep(r *http.Request, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.Context().Done():
-		return false
-	case <-s.done:
-		return false
-	}
+	return providertest.Sleep(r, s.done, d)
 }
 
 // validate checks the form fields the way the real endpoint does and
@@ -490,10 +460,4 @@ func writeError(w http.ResponseWriter, id string, status int, name string, msgs 
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "name": name, "errors": msgs})
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
