@@ -68,17 +68,11 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	var sizes []int
 	for _, s := range strings.Split(*rowsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -144,27 +138,7 @@ func ingestOnce(ctx context.Context, n int) (ingestResult, error) {
 
 	runtime.GC()
 	debug.FreeOSMemory()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		var ms runtime.MemStats
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	peak := sampleHeap(20 * time.Millisecond)
 
 	start := time.Now()
 	cpuStart := cpuTime()
@@ -200,9 +174,7 @@ func ingestOnce(ctx context.Context, n int) (ingestResult, error) {
 	}
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpuStart
-	close(stop)
-	wg.Wait()
-	return ingestResult{images: images, elapsed: elapsed, cpu: cpu, peakHeap: peak.Load()}, nil
+	return ingestResult{images: images, elapsed: elapsed, cpu: cpu, peakHeap: peak()}, nil
 }
 
 func benchRun(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
@@ -284,4 +256,50 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// startCPUProfile writes a CPU profile to file until the returned stop is
+// called; with no file it does nothing.
+func startCPUProfile(file string) (stop func(), err error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// sampleHeap records the largest HeapInuse seen every interval until the
+// returned function is called, which stops sampling and returns that peak.
+func sampleHeap(interval time.Duration) (stopAndPeak func() uint64) {
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var ms runtime.MemStats
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	var once sync.Once
+	return func() uint64 {
+		once.Do(func() { close(stop); wg.Wait() })
+		return peak.Load()
+	}
 }

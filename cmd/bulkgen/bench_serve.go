@@ -19,12 +19,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"runtime/trace"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -174,17 +171,11 @@ func benchServe(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := b.check(); err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	if *traceFile != "" {
 		f, err := os.Create(*traceFile)
 		if err != nil {
@@ -570,26 +561,8 @@ func (env *benchServer) measureExport(ctx context.Context, batchID int64, res *s
 	debug.FreeOSMemory()
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		var ms runtime.MemStats
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	})
-	defer func() { close(stop); wg.Wait() }()
+	peak := sampleHeap(10 * time.Millisecond)
+	defer peak()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/api/v1/batches/%d/export.zip", env.base, batchID), nil)
 	if err != nil {
@@ -611,7 +584,7 @@ func (env *benchServer) measureExport(ctx context.Context, batchID int64, res *s
 		return fmt.Errorf("export: %w", err)
 	}
 	res.ZipTime, res.ZipBytes = time.Since(start), n
-	if p := peak.Load(); p > base.HeapInuse {
+	if p := peak(); p > base.HeapInuse {
 		res.PeakHeap = p - base.HeapInuse
 	}
 	if res.DiskFiles != res.Images {
