@@ -273,10 +273,18 @@ func (db *DB) UpdateItemStatus(ctx context.Context, q Querier, id int64, u ItemU
 // workers). A status no item has is absent from the map; another
 // workspace's batch has no items.
 func (db *DB) CountBatchItems(ctx context.Context, q Querier, workspaceID, batchID int64) (map[ItemStatus]int64, error) {
-	rows, err := q.QueryContext(ctx, db.q(`SELECT status, COUNT(*) FROM items
-		WHERE batch_id = ? AND workspace_id = ? GROUP BY status`), batchID, workspaceID)
+	counts, err := db.countItems(ctx, q, `batch_id = ? AND workspace_id = ?`, batchID, workspaceID)
 	if err != nil {
 		return nil, fmt.Errorf("count items of batch %d: %w", batchID, err)
+	}
+	return counts, nil
+}
+
+// countItems counts the items matching where, by status.
+func (db *DB) countItems(ctx context.Context, q Querier, where string, args ...any) (map[ItemStatus]int64, error) {
+	rows, err := q.QueryContext(ctx, db.q(`SELECT status, COUNT(*) FROM items WHERE `+where+` GROUP BY status`), args...)
+	if err != nil {
+		return nil, err
 	}
 	type count struct {
 		status ItemStatus
@@ -286,7 +294,7 @@ func (db *DB) CountBatchItems(ctx context.Context, q Querier, workspaceID, batch
 		var c count
 		err := r.Scan(&c.status, &c.n)
 		return c, err
-	}, "count items of batch")
+	}, "count items")
 	if err != nil {
 		return nil, err
 	}

@@ -108,26 +108,11 @@ type BatchProgress struct {
 // GetBatchProgress counts a batch's items by status and sums the cost of
 // its images.
 func (db *DB) GetBatchProgress(ctx context.Context, q Querier, batchID int64) (BatchProgress, error) {
-	p := BatchProgress{Counts: map[ItemStatus]int64{}}
-	rows, err := q.QueryContext(ctx, db.q(`SELECT status, COUNT(*) FROM items WHERE batch_id = ? GROUP BY status`), batchID)
+	counts, err := db.countItems(ctx, q, `batch_id = ?`, batchID)
 	if err != nil {
-		return p, fmt.Errorf("count items of batch %d: %w", batchID, err)
+		return BatchProgress{}, fmt.Errorf("count items of batch %d: %w", batchID, err)
 	}
-	type count struct {
-		status ItemStatus
-		n      int64
-	}
-	counts, err := collect(rows, func(r interface{ Scan(...any) error }) (count, error) {
-		var c count
-		err := r.Scan(&c.status, &c.n)
-		return c, err
-	}, "count items of batch")
-	if err != nil {
-		return p, err
-	}
-	for _, c := range counts {
-		p.Counts[c.status] = c.n
-	}
+	p := BatchProgress{Counts: counts}
 	if err := q.QueryRowContext(ctx, db.q(`SELECT CAST(COALESCE(SUM(cost), 0) AS BIGINT) FROM images WHERE batch_id = ?`),
 		batchID).Scan(&p.CostSpent); err != nil {
 		return p, fmt.Errorf("sum cost of batch %d: %w", batchID, err)
