@@ -310,6 +310,11 @@ func (r *Reader) openCSV(sample []byte) error {
 	for i, end := range r.csv.ends {
 		raw[i] = strings.TrimSpace(string(r.csv.rec[start:end]))
 		start = end
+		// Column names become variable names and manifest keys: they must
+		// be text even where the record check above let a cell through.
+		if off, msg := checkText([]byte(raw[i])); off >= 0 {
+			return fail("column %d name: %s", i+1, msg)
+		}
 	}
 
 	if isManifestHeader(raw) {
