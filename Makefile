@@ -21,7 +21,7 @@ test-unit: ## the whole suite (SQLite), with the race detector
 	$(GO) test -race -count=1 ./...
 
 test-pg: ## the database-backed packages again on PostgreSQL
-	BULKGEN_TEST_DATABASE_URL='$(PG_URL)' $(GO) test -race -count=1 $$($(GO) list ./internal/store/... ./internal/queue/... ./internal/generate/... ./internal/server/... 2>/dev/null)
+	BULKGEN_TEST_DATABASE_URL='$(PG_URL)' $(GO) test -race -count=1 $$($(GO) list ./internal/store/... ./internal/queue/... ./internal/generate/... ./internal/blobgc/... ./internal/server/... 2>/dev/null)
 
 fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh

@@ -5,7 +5,8 @@
 # For SQLite and for PostgreSQL: start a server in a temp folder, submit a
 # 500-image batch on the preview engine (latency 100ms), kill -9 the server
 # once some images are done, start it again on the same data, wait for the
-# batch to finish, then check with `bulkgen admin check-batch` that every
+# batch to finish, sweep the files of runs that the kill interrupted
+# (`bulkgen admin sweep-files`), then check with `bulkgen admin check-batch` that every
 # item succeeded exactly once (one image, one charge, one succeeded attempt,
 # no running attempt left behind, one file per image and no stray file) and
 # that the exported manifest has one row per image.
@@ -139,6 +140,16 @@ run_one() {
 	done
 	case $status in succeeded) ;; *) fail "$kind: batch ended '$status' with $done_/$IMAGES succeeded" ;; esac
 
+	# A run killed between writing its file and recording it leaves a file
+	# that no image references (its rerun draws another seed, so another
+	# file). serve's sweeper removes such files once they are older than
+	# the longest job (an hour); with the batch done and nothing else
+	# running, sweep now, then require exactly one file per image.
+	local swept
+	swept=$("$bin" admin sweep-files --older-than 1ms --data "$data" --db "$db" 2>>"$log") ||
+		fail "$kind: admin sweep-files failed; log: $(tail -5 "$log")"
+	swept=$(grep -o '"removed": [0-9]*' <<<"$swept" | cut -d: -f2)
+
 	local report
 	if ! report=$("$bin" admin check-batch "$batch_id" --data "$data" --db "$db" 2>>"$log"); then
 		printf '%s\n' "$report" >&2
@@ -163,7 +174,7 @@ run_one() {
 	kill -TERM "$server_pid"
 	wait "$server_pid" || fail "$kind: server did not exit 0 on SIGTERM"
 	server_pid=""
-	say "$kind: ok: $IMAGES/$IMAGES succeeded once each,$retried interrupted items retried, manifest $rows rows"
+	say "$kind: ok: $IMAGES/$IMAGES succeeded once each,$retried interrupted items retried,$swept unrecorded files swept, manifest $rows rows"
 	if [[ $kind == postgres ]]; then
 		psql -h "$PG_HOST" -U "$PG_USER" -d postgres -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null
 		pg_created=""

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"bulkgen/internal/batch"
 	"bulkgen/internal/blob/fileblob"
+	"bulkgen/internal/blobgc"
 	"bulkgen/internal/config"
 	"bulkgen/internal/queue"
 	"bulkgen/internal/store"
@@ -32,6 +34,12 @@ Commands:
                                              (or make an existing user an admin)
   resume-provider NAME                       resume a provider's queue, paused after its key
                                              was refused (fix the key first)
+  sweep-files [--older-than DURATION]        remove image files that no image references
+                                             (left by a job killed between writing its file
+                                             and recording it) and that were last written
+                                             longer ago than DURATION (default 1h; serve and
+                                             worker do this every --blob-sweep-interval);
+                                             prints what it did as JSON
 
 EMAIL defaults to BULKGEN_ADMIN_EMAIL or admin@localhost, the admin created on first start.
 Every command also takes these settings:
@@ -56,12 +64,16 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		config.PrintOptions(stderr, config.Admin)
 	}
 	var name, email string
+	var olderThan time.Duration
 	switch sub {
 	case "create-token":
 		fs.StringVar(&name, "name", "", "a name for the token, such as the script or machine using it")
 		fs.StringVar(&email, "email", adminEmail(getenv), "the admin whose workspace the token acts in")
 	case "create-admin":
 		fs.StringVar(&email, "email", "", "the admin's email address")
+	case "sweep-files":
+		fs.DurationVar(&olderThan, "older-than", blobgc.DefaultGrace,
+			"only files last written longer ago than this; must exceed the longest image job, or a job's file may go before it is recorded")
 	case "resume-provider", "check-batch":
 	default:
 		fmt.Fprintf(stderr, "bulkgen admin: unknown command %q\n\n", sub)
@@ -116,6 +128,12 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdout, stderr io.
 			return errUsage
 		}
 		return adminResumeProvider(ctx, db, pos[0], stderr)
+	case "sweep-files":
+		if len(pos) > 0 || olderThan <= 0 {
+			fmt.Fprintln(stderr, "usage: bulkgen admin sweep-files [--older-than DURATION], DURATION above 0")
+			return errUsage
+		}
+		return adminSweepFiles(ctx, db, cfg, olderThan, logger, stdout)
 	default: // check-batch
 		id, err := strconv.ParseInt(strings.Join(pos, ""), 10, 64)
 		if len(pos) != 1 || err != nil {
@@ -124,6 +142,23 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		}
 		return adminCheckBatch(ctx, db, cfg, getenv, id, stdout)
 	}
+}
+
+func adminSweepFiles(ctx context.Context, db *store.DB, cfg config.Config, olderThan time.Duration, logger *slog.Logger, stdout io.Writer) error {
+	blobs, err := fileblob.New(cfg.ImageDir())
+	if err != nil {
+		return err
+	}
+	defer blobs.Close()
+	res, err := blobgc.Sweep(ctx, db, blobs, olderThan, logger)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(map[string]any{
+		"scanned": res.Scanned, "older": res.Old, "removed": res.Removed, "removed_bytes": res.Bytes, "failed": res.Failed,
+	})
 }
 
 func adminCreateToken(ctx context.Context, db *store.DB, email, name string, stdout, stderr io.Writer) error {

@@ -65,7 +65,8 @@ const (
 type serveBench struct {
 	// Images per batch.
 	Images int
-	// Workers is the preview queue's MaxWorkers.
+	// Workers is the preview queue's MaxWorkers; 0 means what serve
+	// gives a provider of ProviderConcurrency (workerHeadroom).
 	Workers int
 	// ProviderConcurrency caps the preview calls in flight across the
 	// server (the per-provider concurrency limit of the ratelimit package);
@@ -108,6 +109,12 @@ type serveResult struct {
 	// Elapsed runs from the POST that creates the batch until a GET
 	// reports it final.
 	Elapsed time.Duration
+	// Submit is the part of Elapsed that the POST took: planning the
+	// batch and inserting its items and jobs.
+	Submit time.Duration
+	// CPU is the server process's CPU time (user and system) during
+	// Elapsed; the database server's own, on PostgreSQL, is not in it.
+	CPU time.Duration
 	// Theory is workers/latency for the limit scenario.
 	Theory float64
 
@@ -120,6 +127,14 @@ type serveResult struct {
 	DiskFiles int
 	DiskTime  time.Duration
 	PeakHeap  uint64
+}
+
+// cpuPerImage is CPU divided among the images that succeeded.
+func (r serveResult) cpuPerImage() time.Duration {
+	if r.Succeeded <= 0 {
+		return 0
+	}
+	return (r.CPU / time.Duration(r.Succeeded)).Round(time.Microsecond)
 }
 
 // Rate is the images completed per second.
@@ -145,8 +160,8 @@ func benchServe(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	b := serveBench{Progress: stderr}
 	fs.IntVar(&b.Images, "images", 5000, "images per batch")
-	fs.IntVar(&b.Workers, "workers", 32, "image jobs run at once (the preview queue's MaxWorkers)")
-	fs.IntVar(&b.ProviderConcurrency, "provider-concurrency", 0, "preview calls in flight at most across the server (0: --workers alone bounds them)")
+	fs.IntVar(&b.Workers, "workers", 0, "image jobs run at once (the preview queue's MaxWorkers; 0: as serve sets it, the provider concurrency plus headroom)")
+	fs.IntVar(&b.ProviderConcurrency, "provider-concurrency", 32, "preview calls in flight at most across the server (0: --workers alone bounds them)")
 	fs.StringVar(&b.Size, "size", "64x64", "image size of the queue and limit scenarios")
 	fs.StringVar(&b.ExportSize, "export-size", "256x256", "image size of the export scenario")
 	fs.DurationVar(&b.Latency, "latency", 200*time.Millisecond, "provider latency of the limit scenario")
@@ -223,6 +238,15 @@ func splitList(s string) []string {
 	return out
 }
 
+// workersText says how many jobs and provider calls run at once.
+func (b *serveBench) workersText() string {
+	s := fmt.Sprintf("%d workers", b.Workers)
+	if b.ProviderConcurrency > 0 {
+		s += fmt.Sprintf(", provider concurrency %d", b.ProviderConcurrency)
+	}
+	return s
+}
+
 // concurrency is how many provider calls can be in flight at once.
 func (b *serveBench) concurrency() int {
 	if b.ProviderConcurrency > 0 && b.ProviderConcurrency < b.Workers {
@@ -232,8 +256,11 @@ func (b *serveBench) concurrency() int {
 }
 
 func (b *serveBench) check() error {
+	if b.Workers == 0 && b.ProviderConcurrency > 0 {
+		b.Workers = b.ProviderConcurrency + workerHeadroom(b.ProviderConcurrency)
+	}
 	if b.Images < 1 || b.Workers < 1 || b.ProviderConcurrency < 0 {
-		return errors.New("bench serve: --images and --workers must be at least 1, --provider-concurrency at least 0")
+		return errors.New("bench serve: --images must be at least 1, --workers and --provider-concurrency at least 0 and not both 0")
 	}
 	if b.Latency <= 0 {
 		return errors.New("bench serve: --latency must be positive")
@@ -293,11 +320,13 @@ func (b *serveBench) runOne(ctx context.Context, scenario, dbName string) (serve
 	case scenarioExport:
 		size = b.ExportSize
 	}
-	st, elapsed, err := env.runBatch(ctx, b.Images, size, opts, b.Poll)
+	cpu0 := cpuTime()
+	st, elapsed, submit, err := env.runBatch(ctx, b.Images, size, opts, b.Poll)
 	if err != nil {
 		return res, err
 	}
-	res.Elapsed, res.Succeeded, res.Failed = elapsed, st.Counts["succeeded"], st.Counts["failed"]
+	res.CPU = cpuTime() - cpu0
+	res.Elapsed, res.Submit, res.Succeeded, res.Failed = elapsed, submit, st.Counts["succeeded"], st.Counts["failed"]
 	if st.Status != string(store.BatchSucceeded) {
 		return res, fmt.Errorf("batch ended %s: %v", st.Status, st.Counts)
 	}
@@ -470,8 +499,9 @@ var finalBatch = []string{string(store.BatchSucceeded), string(store.BatchFailed
 
 // runBatch submits n preview images as a TXT input through POST
 // /api/v1/batches and polls the batch until it is final. The time runs
-// from just before the POST until the GET that sees the final status.
-func (env *benchServer) runBatch(ctx context.Context, n int, size string, opts map[string]string, poll time.Duration) (batchState, time.Duration, error) {
+// from just before the POST until the GET that sees the final status;
+// submit is the POST's own time.
+func (env *benchServer) runBatch(ctx context.Context, n int, size string, opts map[string]string, poll time.Duration) (st batchState, elapsed, submit time.Duration, err error) {
 	var text strings.Builder
 	for i := range n {
 		fmt.Fprintf(&text, "benchmark image %d of a lighthouse at dusk\n", i)
@@ -481,29 +511,29 @@ func (env *benchServer) runBatch(ctx context.Context, n int, size string, opts m
 		"defaults": map[string]any{"model": "preview", "size": size, "format": "png", "options": opts},
 	})
 	if err != nil {
-		return batchState{}, 0, err
+		return st, 0, 0, err
 	}
 	start := time.Now()
-	var st batchState
 	if err := env.do(ctx, http.MethodPost, "/api/v1/batches", body, http.StatusCreated, &st); err != nil {
-		return st, 0, err
+		return st, 0, 0, err
 	}
+	submit = time.Since(start)
 	if st.Total != int64(n) {
-		return st, 0, fmt.Errorf("batch %d has %d items, want %d", st.ID, st.Total, n)
+		return st, 0, submit, fmt.Errorf("batch %d has %d items, want %d", st.ID, st.Total, n)
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for !slices.Contains(finalBatch, st.Status) {
 		select {
 		case <-ctx.Done():
-			return st, time.Since(start), ctx.Err()
+			return st, time.Since(start), submit, ctx.Err()
 		case <-t.C:
 		}
 		if err := env.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/batches/%d", st.ID), nil, http.StatusOK, &st); err != nil {
-			return st, time.Since(start), err
+			return st, time.Since(start), submit, err
 		}
 	}
-	return st, time.Since(start), nil
+	return st, time.Since(start), submit, nil
 }
 
 // do sends one API request and decodes its JSON answer into out.
@@ -613,25 +643,22 @@ func printServeResults(w io.Writer, b serveBench, results []serveResult) {
 		}
 	}
 	if len(queue) > 0 {
-		fmt.Fprintf(w, "Queue overhead: preview at latency 0, %s PNG, %d workers, one batch: POST /api/v1/batches until GET /api/v1/batches/{id} says final\n", b.Size, b.Workers)
-		fmt.Fprintln(tw, "database\timages\tfailed\ttime\timages/s\ttarget\tmet\t")
+		fmt.Fprintf(w, "Queue overhead: preview at latency 0, %s PNG, %s, one batch: POST /api/v1/batches until GET /api/v1/batches/{id} says final\n", b.Size, b.workersText())
+		fmt.Fprintln(tw, "database\timages\tfailed\ttime\tof it POST\tCPU/image\timages/s\ttarget\tmet\t")
 		for _, r := range queue {
 			target := targetQueueSQLite
 			if r.Database == "postgres" {
 				target = targetQueuePostgres
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t≥%.0f\t%s\t\n", r.Database, r.Succeeded, r.Failed,
-				r.Elapsed.Round(time.Millisecond), r.Rate(), target, yes(r.OK() && r.Rate() >= target))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%.0f\t≥%.0f\t%s\t\n", r.Database, r.Succeeded, r.Failed,
+				r.Elapsed.Round(time.Millisecond), r.Submit.Round(time.Millisecond), r.cpuPerImage(), r.Rate(), target,
+				yes(r.OK() && r.Rate() >= target))
 		}
 		_ = tw.Flush()
 		fmt.Fprintln(w)
 	}
 	if len(limit) > 0 {
-		conc := fmt.Sprintf("%d workers", b.Workers)
-		if b.ProviderConcurrency > 0 {
-			conc += fmt.Sprintf(", provider concurrency %d", b.ProviderConcurrency)
-		}
-		fmt.Fprintf(w, "Throughput against a limit: preview at latency %s, %s PNG, %s\n", b.Latency, b.Size, conc)
+		fmt.Fprintf(w, "Throughput against a limit: preview at latency %s, %s PNG, %s\n", b.Latency, b.Size, b.workersText())
 		fmt.Fprintln(tw, "database\timages\tfailed\ttime\timages/s\ttheoretical\tachieved\ttarget\tmet\t")
 		for _, r := range limit {
 			share := r.Rate() / r.Theory

@@ -3,17 +3,23 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"bulkgen/internal/batch"
+	"bulkgen/internal/catalog"
 )
 
 // syncBuffer is a bytes.Buffer safe for a server goroutine writing and a
@@ -268,9 +274,135 @@ func TestServeHelpDocumentsEveryFlag(t *testing.T) {
 	}
 	help := errOut.String()
 	for _, want := range []string{"--data DIR", "BULKGEN_DATA", "--addr HOST:PORT", "BULKGEN_ADDR", "--db URL", "BULKGEN_DB_FILE",
-		"--workers N", "BULKGEN_WORKERS", "--config FILE", "--no-migrate", "--shutdown-timeout", "BULKGEN_ADMIN_EMAIL"} {
+		"--workers N", "BULKGEN_WORKERS", "--config FILE", "--no-migrate", "--shutdown-timeout", "BULKGEN_ADMIN_EMAIL",
+		"--blob-sweep-interval DURATION", "BULKGEN_BLOB_SWEEP_INTERVAL"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("serve --help lacks %q", want)
 		}
+	}
+}
+
+func TestServeSweepsOrphanedImages(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, map[string]string{"BULKGEN_BLOB_SWEEP_INTERVAL": "20ms"})
+	// Files a crashed job left between writing and recording them: only the
+	// one older than the grace period (an hour at least) may go.
+	plant := func(content string, age time.Duration) string {
+		t.Helper()
+		sum := sha256.Sum256([]byte(content))
+		hexSum := hex.EncodeToString(sum[:])
+		p := filepath.Join(s.data, "images", hexSum[:2], hexSum[2:4], hexSum+".png")
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		mt := time.Now().Add(-age)
+		if err := os.Chtimes(p, mt, mt); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old := plant("orphan from a crash", 3*time.Hour)
+	young := plant("a job is about to record me", time.Minute)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(old); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("old orphan not swept after 30s; stderr:\n%s", s.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("young file: %v, want it kept", err)
+	}
+	if err := s.stop(); err != nil {
+		t.Errorf("serve returned %v after shutdown, want nil", err)
+	}
+}
+
+// TestProviderQueues: each provider's queue runs its catalogue concurrency
+// plus headroom unless --workers says otherwise.
+func TestProviderQueues(t *testing.T) {
+	t.Parallel()
+	cat := catalog.Default()
+	for _, tt := range []struct {
+		name    string
+		workers int
+		want    func(p catalog.ProviderInfo) int
+	}{
+		{"catalogue concurrency plus headroom", 0, func(p catalog.ProviderInfo) int {
+			if p.Concurrency <= 0 {
+				return defaultProviderWorkers
+			}
+			return p.Concurrency + max(2, p.Concurrency/2)
+		}},
+		{"--workers", 7, func(catalog.ProviderInfo) int { return 7 }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			qs := providerQueues(cat, tt.workers)
+			for _, p := range cat.Providers() {
+				if got, want := qs[batch.QueueFor(p.Name)].MaxWorkers, tt.want(p); got != want {
+					t.Errorf("%s (concurrency %d): %d workers, want %d", p.Name, p.Concurrency, got, want)
+				}
+			}
+			if qs[batch.QueueFor("preview")].MaxWorkers < 1 {
+				t.Error("no preview queue")
+			}
+		})
+	}
+}
+
+// TestAdminSweepFiles: `admin sweep-files` removes the unreferenced files
+// older than --older-than and keeps the younger ones.
+func TestAdminSweepFiles(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	plant := func(content string, age time.Duration) string {
+		t.Helper()
+		sum := sha256.Sum256([]byte(content))
+		name := hex.EncodeToString(sum[:])
+		path := filepath.Join(data, "images", name[:2], name+".png")
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		when := time.Now().Add(-age)
+		if err := os.Chtimes(path, when, when); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	old, young := plant("old orphan", 3*time.Hour), plant("young orphan", time.Minute)
+
+	var out, errOut syncBuffer
+	if err := runCmd(t.Context(), nil, &out, &errOut, "admin", "sweep-files", "--older-than", "0s", "--data", data); err == nil {
+		t.Error("sweep-files --older-than 0s: no error")
+	}
+	out, errOut = syncBuffer{}, syncBuffer{}
+	if err := runCmd(t.Context(), nil, &out, &errOut, "admin", "sweep-files", "--older-than", "1h", "--data", data); err != nil {
+		t.Fatalf("sweep-files: %v\nstderr: %s", err, errOut.String())
+	}
+	var got struct {
+		Scanned, Older, Removed int
+	}
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+		t.Fatalf("stdout %q: %v", out.String(), err)
+	}
+	if got.Scanned != 2 || got.Older != 1 || got.Removed != 1 {
+		t.Errorf("sweep-files printed %+v, want 2 scanned, 1 older, 1 removed", got)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("old orphan: stat %v, want it removed", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("young orphan: %v, want it kept", err)
 	}
 }

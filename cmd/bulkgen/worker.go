@@ -39,6 +39,8 @@ func cmdWorker(ctx context.Context, args []string, getenv env, stderr io.Writer)
 	if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
+	stopSweep := a.startBlobSweep(ctx, *cfg, logger)
+	defer stopSweep()
 	fmt.Fprintln(stderr, "bulkgen: worker started")
 	logger.InfoContext(ctx, "worker started", "config", *cfg, "version", version())
 	<-ctx.Done()

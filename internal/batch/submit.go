@@ -53,7 +53,7 @@ func (s *Submitter) Submit(ctx context.Context, b store.Batch, plan func(yield f
 					Queue: QueueFor(it.Provider), MaxAttempts: s.MaxAttempts,
 				}}
 			}
-			if _, err := s.River.InsertManyTx(ctx, tx, params); err != nil {
+			if _, err := s.River.InsertManyFastTx(ctx, tx, params); err != nil {
 				return fmt.Errorf("enqueue image jobs: %w", err)
 			}
 			chunk = chunk[:0]

@@ -1,6 +1,7 @@
 // Package blob defines where image bytes live: the Store interface every
 // backend implements (a local folder in fileblob, S3 later), its errors, the
-// optional Presigner capability, and the content-addressed key scheme.
+// optional Presigner and Lister capabilities, and the content-addressed key
+// scheme.
 //
 // Keys are relative, slash-separated paths made of [A-Za-z0-9._-] segments;
 // no segment is empty, "." or "..", or starts with a dot (backends keep
@@ -60,9 +61,33 @@ type Presigner interface {
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
 }
 
+// Lister is the optional capability of a Store that can enumerate its
+// objects, which is what finding orphaned files (internal/blobgc) needs.
+// Callers find it with a type assertion; a Store without it simply cannot
+// be swept. fileblob walks its folder; an S3 store would page through
+// ListObjectsV2.
+type Lister interface {
+	// List calls fn once for every stored object, with its key and the time
+	// it was last written (as Object.ModTime reports it, so a Put that
+	// replaces an object makes it fresh again). Only keys ValidateKey
+	// accepts are reported, never a backend's temporary files. The order is
+	// unspecified, and objects put or deleted during the walk may or may
+	// not be seen. List streams: it does not hold every key in memory, and
+	// fn may Open or Delete objects while the walk goes on.
+	//
+	// If fn returns an error, the walk stops and List returns that error.
+	// A done ctx stops the walk with an error wrapping ctx's.
+	List(ctx context.Context, fn func(key string, modTime time.Time) error) error
+}
+
 // KeyFor returns the content-addressed key of an object whose SHA-256 is
 // sha256hex and whose file extension is ext ("png", "jpeg", "webp"):
-// "ab/cd/abcdef….png". The two leading folders keep any one directory small.
+// "ab/abcdef….png". The leading folder spreads objects over 256 folders, so
+// that a million images make folders of about 4,000 files. (An earlier
+// layout used two levels, "ab/cd/…": creating one of its 65,536 folders
+// for nearly every new image made folder creation the largest cost of
+// storing a file. Keys are stored with each image, so files written under
+// the old layout stay where they are.)
 // It returns "" (which every Store refuses) when sha256hex is not 64 hex
 // digits or ext is not 1–10 lowercase letters or digits.
 func KeyFor(sha256hex, ext string) string {
@@ -74,7 +99,7 @@ func KeyFor(sha256hex, ext string) string {
 	if len(ext) == 0 || len(ext) > 10 || strings.Trim(ext, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
 		return ""
 	}
-	return sum[0:2] + "/" + sum[2:4] + "/" + sum + "." + ext
+	return sum[0:2] + "/" + sum + "." + ext
 }
 
 // MaxKeyLen bounds a key's length in bytes.

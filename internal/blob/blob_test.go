@@ -16,8 +16,8 @@ func TestKeyFor(t *testing.T) {
 	tests := []struct {
 		name, sum, ext, want string
 	}{
-		{"png", sum, "png", "ab/cd/" + strings.ToLower(sum) + ".png"},
-		{"dot ext", sum, ".webp", "ab/cd/" + strings.ToLower(sum) + ".webp"},
+		{"png", sum, "png", "ab/" + strings.ToLower(sum) + ".png"},
+		{"dot ext", sum, ".webp", "ab/" + strings.ToLower(sum) + ".webp"},
 		{"short sum", sum[:63], "png", ""},
 		{"not hex", "zz" + sum[2:], "png", ""},
 		{"empty ext", sum, "", ""},

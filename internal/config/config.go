@@ -52,6 +52,10 @@ type Config struct {
 	// RescueAfter is how long a job may stay running before it is assumed
 	// lost with its process and run again; it must exceed JobTimeout.
 	RescueAfter time.Duration
+	// BlobSweepInterval is how often serve and worker remove image files
+	// that no image row references (left by a process that died between
+	// writing a file and recording it); 0 disables the sweep.
+	BlobSweepInterval time.Duration
 	// NoMigrate skips applying migrations on start (serve and worker).
 	NoMigrate bool
 	// Catalog is a model catalogue file replacing the built-in one; ""
@@ -86,6 +90,8 @@ func Default() Config {
 		MaxUploadBytes:  64 << 20,
 		JobTimeout:      3 * time.Minute,
 		RescueAfter:     5 * time.Minute,
+
+		BlobSweepInterval: time.Hour,
 	}
 }
 
@@ -147,6 +153,10 @@ var options = []option{
 		usage: "a job running this long is assumed lost with its process and run again (> job-timeout)",
 		set:   func(c *Config, v string) error { return parseDuration(v, &c.RescueAfter) },
 		show:  func(c Config) string { return c.RescueAfter.String() }},
+	{flag: "blob-sweep-interval", arg: "DURATION", env: "BULKGEN_BLOB_SWEEP_INTERVAL", key: "blob_sweep_interval", only: []Command{Serve, Worker},
+		usage: "how often to delete image files no image refers to (crash leftovers older than max(1h, 2×job-timeout, rescue-after)); 0 disables",
+		set:   func(c *Config, v string) error { return parseDuration(v, &c.BlobSweepInterval) },
+		show:  func(c Config) string { return c.BlobSweepInterval.String() }},
 	{flag: "no-migrate", env: "BULKGEN_NO_MIGRATE", key: "no_migrate", isBool: true, only: []Command{Serve, Worker},
 		usage: "do not apply database migrations on start",
 		set:   func(c *Config, v string) error { return parseBool(v, &c.NoMigrate) },
@@ -397,6 +407,9 @@ func (c Config) Validate() error {
 	if c.RescueAfter <= c.JobTimeout {
 		bad("rescue-after %s: must exceed job-timeout %s, or running jobs would be run twice", c.RescueAfter, c.JobTimeout)
 	}
+	if c.BlobSweepInterval < 0 {
+		bad("blob-sweep-interval %s: must be 0 (off) or positive", c.BlobSweepInterval)
+	}
 	if strings.Contains(c.Database, "://") && !strings.HasPrefix(c.Database, "postgres://") &&
 		!strings.HasPrefix(c.Database, "postgresql://") && !strings.HasPrefix(c.Database, "sqlite://") {
 		bad("db: want postgres://…, sqlite://PATH or a file path")
@@ -446,6 +459,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("data", c.DataDir), slog.String("db", db), slog.String("addr", c.Addr),
 		slog.Int("workers", c.Workers), slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Duration("job_timeout", c.JobTimeout), slog.Duration("rescue_after", c.RescueAfter),
+		slog.Duration("blob_sweep_interval", c.BlobSweepInterval),
 		slog.String("config_file", c.File),
 	)
 }

@@ -95,6 +95,17 @@ func TestLoadPrecedence(t *testing.T) {
 					t.Errorf("migrate: %+v", c)
 				}
 			}},
+		{name: "blob sweep on by default", cmd: config.Worker, check: func(t *testing.T, c config.Config) {
+			if c.BlobSweepInterval != time.Hour {
+				t.Errorf("BlobSweepInterval %v, want 1h", c.BlobSweepInterval)
+			}
+		}},
+		{name: "blob sweep off", cmd: config.Serve, env: map[string]string{"BULKGEN_BLOB_SWEEP_INTERVAL": "0"},
+			check: func(t *testing.T, c config.Config) {
+				if c.BlobSweepInterval != 0 {
+					t.Errorf("BlobSweepInterval %v, want 0", c.BlobSweepInterval)
+				}
+			}},
 		{name: "no-migrate flag", cmd: config.Worker, args: []string{"--no-migrate"},
 			check: func(t *testing.T, c config.Config) {
 				if !c.NoMigrate {
@@ -132,6 +143,8 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`BULKGEN_WORKERS: "many" is not a whole number`, `--job-timeout: "soon" is not a duration`}},
 		{name: "rescue must exceed timeout", cmd: config.Worker, args: []string{"--job-timeout", "10m", "--rescue-after", "5m"},
 			want: []string{"rescue-after 5m0s: must exceed job-timeout 10m0s"}},
+		{name: "negative sweep interval", cmd: config.Serve, args: []string{"--blob-sweep-interval", "-1m"},
+			want: []string{"blob-sweep-interval -1m0s: must be 0 (off) or positive"}},
 		{name: "bad port", cmd: config.Serve, args: []string{"--addr", "localhost:99999"}, want: []string{"port must be a number"}},
 		{name: "unknown file key", cmd: config.Serve, file: `{"adr": "x"}`, want: []string{`unknown key "adr"`}},
 		{name: "file value of the wrong shape", cmd: config.Serve, file: `{"workers": [1]}`, want: []string{"workers: want a string, number or boolean"}},
@@ -166,9 +179,9 @@ func TestFlagsPerCommand(t *testing.T) {
 		has    []string
 		hasNot []string
 	}{
-		{config.Serve, []string{"data", "db", "addr", "workers", "config", "no-migrate", "max-upload"}, nil},
-		{config.Worker, []string{"data", "db", "workers", "shutdown-timeout"}, []string{"addr", "max-upload"}},
-		{config.Migrate, []string{"data", "db", "log-level"}, []string{"addr", "workers"}},
+		{config.Serve, []string{"data", "db", "addr", "workers", "config", "no-migrate", "max-upload", "blob-sweep-interval"}, nil},
+		{config.Worker, []string{"data", "db", "workers", "shutdown-timeout", "blob-sweep-interval"}, []string{"addr", "max-upload"}},
+		{config.Migrate, []string{"data", "db", "log-level"}, []string{"addr", "workers", "blob-sweep-interval"}},
 		{config.Admin, []string{"data", "db"}, []string{"addr", "workers"}},
 	}
 	for _, tt := range tests {
@@ -193,7 +206,8 @@ func TestPrintOptionsNamesEveryVariable(t *testing.T) {
 	config.PrintOptions(&buf, config.Serve)
 	help := buf.String()
 	for _, want := range []string{"--data DIR", "env BULKGEN_DATA; default data", "--addr HOST:PORT", "BULKGEN_ADDR; default 127.0.0.1:8080",
-		"BULKGEN_DB or BULKGEN_DB_FILE", "BULKGEN_WORKERS", "BULKGEN_CONFIG", "BULKGEN_URL_KEY_FILE", "--no-migrate", "BULKGEN_SHUTDOWN_TIMEOUT"} {
+		"BULKGEN_DB or BULKGEN_DB_FILE", "BULKGEN_WORKERS", "BULKGEN_CONFIG", "BULKGEN_URL_KEY_FILE", "--no-migrate", "BULKGEN_SHUTDOWN_TIMEOUT",
+		"--blob-sweep-interval DURATION", "BULKGEN_BLOB_SWEEP_INTERVAL; default 1h0m0s"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("help lacks %q:\n%s", want, help)
 		}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -84,7 +85,32 @@ type ImageWorker struct {
 	MaxRateLimitSnoozes int
 	// PausedSnooze: see DefaultPausedSnooze.
 	PausedSnooze time.Duration
+
+	commitOnce sync.Once
+	commits    []*committer
 }
+
+// committer returns the group committer for item id. They are made on
+// first use, so that ImageWorker stays a plain struct literal for its
+// callers: one on SQLite, whose one writer connection runs one
+// transaction at a time anyway, and commitLanes on PostgreSQL, where a
+// group's transaction spends most of its time waiting for round trips and
+// the commit, so that several groups in flight keep the server busy.
+func (w *ImageWorker) committer(itemID int64) *committer {
+	w.commitOnce.Do(func() {
+		n := 1
+		if w.DB.Dialect() == store.Postgres {
+			n = commitLanes
+		}
+		for range n {
+			w.commits = append(w.commits, &committer{db: w.DB})
+		}
+	})
+	return w.commits[uint64(itemID)%uint64(len(w.commits))]
+}
+
+// commitLanes is how many group transactions run at once on PostgreSQL.
+const commitLanes = 1
 
 // Timeout implements river.Worker: image jobs get their own per-kind
 // timeout, since models take from milliseconds to minutes.
@@ -93,10 +119,6 @@ func (w *ImageWorker) Timeout(*river.Job[ImageArgs]) time.Duration { return w.Jo
 // jobOutput is what an image job keeps in its River metadata (under
 // River's "output" key) from one run to the next.
 type jobOutput struct {
-	// BlobKey is the key the run is about to write, recorded before the
-	// write so that a later run can remove it if it was never recorded in
-	// an image row.
-	BlobKey string `json:"blob_key,omitempty"`
 	// RateLimited counts the snoozes spent waiting out a Retry-After.
 	RateLimited int `json:"rate_limited,omitempty"`
 }
@@ -111,10 +133,6 @@ func readJobOutput(metadata []byte) jobOutput {
 	return m.Output
 }
 
-// errItemFinal stops a transaction whose item was finished by someone else
-// (another run of the same job, a cancel) in the meantime.
-var errItemFinal = errors.New("item already final")
-
 // unfinished are the item statuses a worker may move on from.
 var unfinished = []store.ItemStatus{store.ItemPending, store.ItemRunning}
 
@@ -123,11 +141,51 @@ func (w *ImageWorker) Work(ctx context.Context, job *river.Job[ImageArgs]) error
 	gen := job.Args.Generation + 1 // ImageArgs counts from 0, the images table from 1
 	log := w.logger().With("job_id", job.ID, "item_id", job.Args.ItemID, "attempt", job.Attempt)
 	out := readJobOutput(job.Metadata)
-	if err := w.dropStrayBlob(ctx, out.BlobKey); err != nil {
+
+	it, started, err := w.start(job, gen)
+	if err != nil {
 		return err
 	}
-	out.BlobKey = ""
+	if !started {
+		return w.notStarted(ctx, log, job)
+	}
+	log = log.With("batch_id", it.BatchID, "provider", it.Provider)
 
+	var res Output
+	gj, err := w.jobFor(it)
+	if err == nil {
+		t0 := time.Now()
+		res, err = w.Generator.Generate(ctx, gj)
+		if w.Observer != nil {
+			w.Observer.ObserveProvider(it.Provider, time.Since(t0))
+		}
+	}
+	if err != nil {
+		return w.fail(ctx, log, job, it, gen, out, err)
+	}
+	return w.succeed(ctx, log, job, it, gen, res)
+}
+
+// start marks the item running and records the attempt (the first item
+// to run also starts its batch), in a transaction shared with other jobs
+// (committer). It reports false when the item is gone or final or its
+// batch paused or canceled.
+//
+// It takes no batch lock: moving an item to running changes no counter, a
+// cancel that got to the item first makes the guarded update a no-op, and
+// StartBatch changes only a queued batch, atomically, so it cannot
+// overwrite a pause or cancel.
+func (w *ImageWorker) start(job *river.Job[ImageArgs], gen int64) (store.Item, bool, error) {
+	s := &startRecord{run: store.ItemRun{ID: job.Args.ItemID, Attempt: int64(job.Attempt)}, gen: gen}
+	if err := w.committer(s.run.ID).do(&record{start: s}); err != nil {
+		return store.Item{}, false, err
+	}
+	return s.item, s.started, nil
+}
+
+// notStarted handles a job whose item start found nothing to start: the
+// item was deleted or is final, or its batch is paused or canceled.
+func (w *ImageWorker) notStarted(ctx context.Context, log *slog.Logger, job *river.Job[ImageArgs]) error {
 	it, err := w.DB.GetItemByID(ctx, w.DB.Reader(), job.Args.ItemID)
 	if errors.Is(err, store.ErrNotFound) {
 		log.InfoContext(ctx, "image job for a deleted item")
@@ -136,7 +194,6 @@ func (w *ImageWorker) Work(ctx context.Context, job *river.Job[ImageArgs]) error
 	if err != nil {
 		return err
 	}
-	log = log.With("batch_id", it.BatchID, "provider", it.Provider)
 	if isFinal(it.Status) {
 		// An earlier run may have died between recording the item and
 		// settling the batch.
@@ -166,80 +223,26 @@ func (w *ImageWorker) Work(ctx context.Context, job *river.Job[ImageArgs]) error
 		// racing with this run cannot leave the item without a job.
 		return river.JobSnooze(w.pausedSnooze())
 	}
-
-	started, err := w.start(ctx, job, it, gen, b.Status == store.BatchQueued)
-	if err != nil || !started {
-		return err
-	}
-
-	var res Output
-	gj, err := w.jobFor(it)
-	if err == nil {
-		t0 := time.Now()
-		res, err = w.Generator.Generate(ctx, gj)
-		if w.Observer != nil {
-			w.Observer.ObserveProvider(it.Provider, time.Since(t0))
-		}
-	}
-	if err != nil {
-		return w.fail(ctx, log, job, it, gen, out, err)
-	}
-	return w.succeed(ctx, log, job, it, gen, out, res)
-}
-
-// start marks the item running and records the attempt, in one
-// transaction; the first item to run also starts its batch (queued says
-// whether the batch was queued when Work read it: once it runs, the
-// statement that would start it is skipped). It reports false when the
-// item was finished in the meantime.
-func (w *ImageWorker) start(ctx context.Context, job *river.Job[ImageArgs], it store.Item, gen int64, queued bool) (bool, error) {
-	started := false
-	err := w.DB.Tx(ctx, func(tx *sql.Tx) error {
-		// No batch lock: moving an item to running changes no counter, a
-		// cancel that got to the item first makes the guarded update below
-		// a no-op, and StartBatch changes only a queued batch, atomically,
-		// so it cannot overwrite a pause or cancel.
-		ok, err := w.DB.UpdateItemStatus(ctx, tx, it.ID, store.ItemUpdate{
-			Status: store.ItemRunning, Attempts: int64(job.Attempt), From: unfinished,
-		})
-		if err != nil || !ok {
-			return err
-		}
-		started = true
-		if job.Attempt > 1 {
-			if err := w.closeInterruptedAttempts(ctx, tx, it, gen, job.Attempt); err != nil {
-				return err
-			}
-		}
-		if _, err := w.DB.RecordAttempt(ctx, tx, store.Attempt{
-			ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: gen, JobAttempt: int64(job.Attempt),
-			Status: store.AttemptRunning,
-		}); err != nil {
-			return err
-		}
-		if !queued {
-			return nil
-		}
-		return w.DB.StartBatch(ctx, tx, it.BatchID)
-	})
-	return started, err
+	// The batch was resumed between the start and these reads: run again
+	// soon, without using up an attempt.
+	return river.JobSnooze(time.Second)
 }
 
 // closeInterruptedAttempts marks as failed the earlier attempts of this
 // generation still recorded as running: their process died mid-call (River
 // rescued the job), so they will never finish on their own.
-func (w *ImageWorker) closeInterruptedAttempts(ctx context.Context, tx *sql.Tx, it store.Item, gen int64, attempt int) error {
-	as, err := w.DB.ListAttempts(ctx, tx, it.WorkspaceID, it.ID, 0, 1000)
+func closeInterruptedAttempts(ctx context.Context, db *store.DB, tx *sql.Tx, it store.Item, gen, attempt int64) error {
+	as, err := db.ListAttempts(ctx, tx, it.WorkspaceID, it.ID, 0, 1000)
 	if err != nil {
 		return err
 	}
 	for _, a := range as {
-		if a.Generation != gen || a.Status != store.AttemptRunning || a.JobAttempt >= int64(attempt) {
+		if a.Generation != gen || a.Status != store.AttemptRunning || a.JobAttempt >= attempt {
 			continue
 		}
 		a.Status, a.ErrorClass = store.AttemptFailed, string(provider.Retryable)
 		a.Error, a.FinishedAt = "interrupted: the process stopped during the call", time.Now()
-		if _, err := w.DB.RecordAttempt(ctx, tx, a); err != nil {
+		if _, err := db.RecordAttempt(ctx, tx, a); err != nil {
 			return err
 		}
 	}
@@ -247,71 +250,40 @@ func (w *ImageWorker) closeInterruptedAttempts(ctx context.Context, tx *sql.Tx, 
 }
 
 // succeed stores the image file and then records the image, the item's
-// success, the charge, the attempt and the batch counters in one
-// transaction.
-func (w *ImageWorker) succeed(ctx context.Context, log *slog.Logger, job *river.Job[ImageArgs], it store.Item, gen int64, out jobOutput, res Output) error {
+// success, the charge and the attempt in a shared transaction
+// (committer). A file whose record never commits (the process died in
+// between) is removed later by the blob sweeper (package blobgc).
+func (w *ImageWorker) succeed(ctx context.Context, log *slog.Logger, job *river.Job[ImageArgs], it store.Item, gen int64, res Output) error {
 	key := blob.KeyFor(res.SHA256, res.Format)
 	if key == "" {
 		return fmt.Errorf("image of item %d: no blob key for sha256 %q format %q", it.ID, res.SHA256, res.Format)
-	}
-	// Name the file in the job's metadata before writing it: if this run
-	// dies before the transaction below commits, the next run deletes it.
-	out.BlobKey = key
-	if err := w.saveJobOutput(ctx, job, out); err != nil {
-		return err
 	}
 	if err := w.Blobs.Put(ctx, key, bytes.NewReader(res.Data)); err != nil {
 		return fmt.Errorf("store image of item %d: %w", it.ID, err)
 	}
 	rec := res.Record
-	var created bool
-	err := w.DB.Tx(ctx, func(tx *sql.Tx) error {
-		if err := w.DB.ShareLockBatch(ctx, tx, it.BatchID); err != nil {
-			return err
-		}
-		im, c, err := w.DB.InsertImage(ctx, tx, store.Image{
+	sr := &successRecord{
+		item: it,
+		run:  store.ItemRun{ID: it.ID, Attempt: int64(job.Attempt)},
+		image: store.Image{
 			ItemID: it.ID, BatchID: it.BatchID, WorkspaceID: it.WorkspaceID, Generation: gen,
 			ParentID: it.ParentImageID, BlobKey: key, SHA256: res.SHA256, Bytes: int64(len(res.Data)),
 			Width: int64(rec.Width), Height: int64(rec.Height), Format: res.Format,
 			Seed: rec.Seed, HasSeed: it.HasSeed, Provider: rec.Provider, Model: it.Model,
 			RequestID: rec.RequestID, Cost: it.CostEstimate, LatencyMS: rec.LatencyMS, IsPreview: rec.Preview,
-		})
-		if err != nil {
-			return err
-		}
-		created = c
-		ok, err := w.DB.UpdateItemStatus(ctx, tx, it.ID, store.ItemUpdate{
-			Status: store.ItemSucceeded, Attempts: int64(job.Attempt), From: unfinished,
-		})
-		if err != nil {
-			return err
-		}
-		if !ok {
-			// Another run of this job, or a cancel, finished the item
-			// while this run worked: nothing of this run is wanted.
-			return errItemFinal
-		}
-		if _, _, err := w.DB.AddEntry(ctx, tx, store.LedgerEntry{
-			WorkspaceID: it.WorkspaceID, Kind: store.EntryCharge, Amount: -it.CostEstimate,
-			BatchID: it.BatchID, ItemID: it.ID, ImageID: im.ID, Attempt: int64(job.Attempt),
-			IdemKey: fmt.Sprintf("charge:item:%d:gen:%d", it.ID, gen),
-			Note:    fmt.Sprintf("image %d (%s)", im.ID, it.Model),
-		}); err != nil {
-			return err
-		}
-		if _, err := w.DB.RecordAttempt(ctx, tx, store.Attempt{
+		},
+		attempt: store.Attempt{
 			ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: gen, JobAttempt: int64(job.Attempt),
 			Status: store.AttemptSucceeded, LatencyMS: rec.LatencyMS, RequestID: rec.RequestID,
 			FinishedAt: time.Now(),
-		}); err != nil {
-			return err
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, errItemFinal) {
+		},
+	}
+	r := &record{success: sr}
+	if err := w.committer(it.ID).do(r); err != nil {
 		return err
 	}
-	if err != nil || !created {
+	final, created := sr.final, sr.created
+	if final || !created {
 		// Another run recorded this item's image first (or the item was
 		// canceled): this run's file is not referenced unless it happens
 		// to be byte-identical to the recorded one.
@@ -320,6 +292,9 @@ func (w *ImageWorker) succeed(ctx context.Context, log *slog.Logger, job *river.
 		}
 	} else if w.Observer != nil {
 		w.Observer.ImageGenerated(it.Provider)
+	}
+	if final || !r.batchDone {
+		return nil
 	}
 	return w.settleIfDone(ctx, it)
 }
@@ -561,23 +536,6 @@ func (w *ImageWorker) jobFor(it store.Item) (Job, error) {
 			Seed: it.Seed, Cost: it.CostEstimate, Vars: vars,
 		},
 	}, nil
-}
-
-// saveJobOutput records out in the job's metadata and writes it to the
-// database now, not when the job finishes. Outside a River client (a
-// direct call in a test) there is no metadata to keep and it does nothing.
-func (w *ImageWorker) saveJobOutput(ctx context.Context, job *river.Job[ImageArgs], out jobOutput) error {
-	if !w.recordJobOutput(ctx, out) {
-		return nil
-	}
-	client, err := river.ClientFromContextSafely[*sql.Tx](ctx)
-	if err != nil {
-		return nil
-	}
-	if _, err := client.JobUpdate(ctx, job.ID, nil); err != nil {
-		return fmt.Errorf("record blob key of job %d: %w", job.ID, err)
-	}
-	return nil
 }
 
 // recordJobOutput sets out as the job's output, which River writes when

@@ -51,6 +51,32 @@ type Image struct {
 const imageColumns = `id, item_id, batch_id, workspace_id, generation, parent_id, blob_key, sha256, bytes,
 	width, height, format, seed, provider, model, request_id, cost, latency_ms, review, is_preview, created_at`
 
+// imageInsertColumns are the columns an image insert writes, in the order
+// of imageInsertArgs; imageInsertRow is one row of placeholders for them.
+const (
+	imageInsertColumns = `item_id, batch_id, workspace_id, generation, parent_id, blob_key, sha256, bytes, width,
+		height, format, seed, provider, model, request_id, cost, latency_ms, review, is_preview, created_at`
+	imageInsertRow = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
+)
+
+// imageInsertArgs applies im's defaults in place (Generation 0 means 1, an
+// empty Review means ReviewNone) and returns its imageInsertColumns values.
+func imageInsertArgs(im *Image, createdAt any) []any {
+	if im.Generation == 0 {
+		im.Generation = 1
+	}
+	if im.Review == "" {
+		im.Review = ReviewNone
+	}
+	var seed any
+	if im.HasSeed {
+		seed = im.Seed
+	}
+	return []any{im.ItemID, im.BatchID, im.WorkspaceID, im.Generation, nullInt64(im.ParentID), im.BlobKey,
+		im.SHA256, im.Bytes, im.Width, im.Height, im.Format, seed, im.Provider, im.Model, im.RequestID, im.Cost,
+		im.LatencyMS, string(im.Review), im.IsPreview, createdAt}
+}
+
 func scanImage(row interface{ Scan(...any) error }) (Image, error) {
 	var im Image
 	var seed sql.NullInt64
@@ -67,25 +93,11 @@ func scanImage(row interface{ Scan(...any) error }) (Image, error) {
 // run gets the first run's row back. ID and CreatedAt are set by the store;
 // Generation 0 means 1 and an empty Review means ReviewNone.
 func (db *DB) InsertImage(ctx context.Context, q Querier, im Image) (out Image, created bool, err error) {
-	if im.Generation == 0 {
-		im.Generation = 1
-	}
-	if im.Review == "" {
-		im.Review = ReviewNone
-	}
-	var seed any
-	if im.HasSeed {
-		seed = im.Seed
-	}
-	out, err = scanImage(q.QueryRowContext(ctx, db.q(`INSERT INTO images
-		(item_id, batch_id, workspace_id, generation, parent_id, blob_key, sha256, bytes, width, height,
-		 format, seed, provider, model, request_id, cost, latency_ms, review, is_preview, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	out, err = scanImage(q.QueryRowContext(ctx, db.q(`INSERT INTO images (`+imageInsertColumns+`)
+		VALUES (`+imageInsertRow+`)
 		ON CONFLICT (item_id, generation) DO NOTHING
 		RETURNING `+imageColumns),
-		im.ItemID, im.BatchID, im.WorkspaceID, im.Generation, nullInt64(im.ParentID), im.BlobKey, im.SHA256,
-		im.Bytes, im.Width, im.Height, im.Format, seed, im.Provider, im.Model, im.RequestID, im.Cost,
-		im.LatencyMS, string(im.Review), im.IsPreview, db.timeArg(db.timestamp())))
+		imageInsertArgs(&im, db.timeArg(db.timestamp()))...))
 	if err == nil {
 		return out, true, nil
 	}

@@ -224,3 +224,70 @@ func TestRecountBatch(t *testing.T) {
 		t.Errorf("RecountBatch(missing) error = %v, want ErrNotFound", err)
 	}
 }
+
+func TestStartItem(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	db, w := b.db, b.db.Writer()
+	batch := b.newBatch(t, "start")
+	items := newItems(batch, 1)
+	if err := db.InsertItems(ctx, w, items); err != nil {
+		t.Fatalf("InsertItems: %v", err)
+	}
+	id := items[0].ID
+	setItem := func(u store.ItemUpdate) {
+		t.Helper()
+		if _, err := db.UpdateItemStatus(ctx, w, id, u); err != nil {
+			t.Fatalf("UpdateItemStatus: %v", err)
+		}
+	}
+	setBatch := func(s store.BatchStatus) {
+		t.Helper()
+		if err := db.SetBatchStatus(ctx, w, batch.ID, s); err != nil {
+			t.Fatalf("SetBatchStatus: %v", err)
+		}
+	}
+
+	steps := []struct {
+		name         string
+		before       func()
+		id, attempt  int64
+		wantStarted  bool
+		wantStatus   store.ItemStatus
+		wantAttempts int64
+	}{
+		{"pending item of a queued batch", func() {}, id, 1, true, store.ItemRunning, 1},
+		{"a rescued run starts it again", func() {}, id, 2, true, store.ItemRunning, 2},
+		{"a late run keeps the higher count", func() {}, id, 1, true, store.ItemRunning, 2},
+		{"clears the last error", func() {
+			setItem(store.ItemUpdate{Status: store.ItemPending, Error: "503", ErrorClass: "retryable", Attempts: 2})
+		}, id, 3, true, store.ItemRunning, 3},
+		{"paused batch", func() { setBatch(store.BatchPaused) }, id, 4, false, store.ItemRunning, 3},
+		{"canceled batch", func() { setBatch(store.BatchCanceled) }, id, 4, false, store.ItemRunning, 3},
+		{"final item", func() {
+			setBatch(store.BatchRunning)
+			setItem(store.ItemUpdate{Status: store.ItemSucceeded, Attempts: 3})
+		}, id, 4, false, store.ItemSucceeded, 3},
+		{"unknown item", func() {}, id + 1000, 1, false, store.ItemSucceeded, 3},
+	}
+	for _, s := range steps {
+		s.before()
+		it, started, err := db.StartItem(ctx, w, s.id, s.attempt)
+		if err != nil {
+			t.Fatalf("%s: StartItem: %v", s.name, err)
+		}
+		got, err := db.GetItemByID(ctx, w, id)
+		if err != nil {
+			t.Fatalf("GetItemByID: %v", err)
+		}
+		if started != s.wantStarted || got.Status != s.wantStatus || got.Attempts != s.wantAttempts {
+			t.Errorf("%s: started=%v status=%s attempts=%d; want %v %s %d", s.name,
+				started, got.Status, got.Attempts, s.wantStarted, s.wantStatus, s.wantAttempts)
+		}
+		if started && (it.ID != id || it.Status != store.ItemRunning || it.Error != "" || it.ErrorClass != "" ||
+			it.Prompt != items[0].Prompt || it.BatchID != batch.ID) {
+			t.Errorf("%s: returned row %+v, want the started item", s.name, it)
+		}
+	}
+}

@@ -163,7 +163,7 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 
 	// River's SQLite driver and SQLite itself want one writer: a second
 	// writing connection only ever waits or fails with SQLITE_BUSY.
-	writer, err := sql.Open("sqlite", sqliteDSN(path, false))
+	writer, err := openSQLitePool(sqliteDSN(path, false))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer: %w", err)
 	}
@@ -178,7 +178,7 @@ func openSQLite(ctx context.Context, path string, logger *slog.Logger) (*DB, err
 		return nil, fmt.Errorf("ping sqlite writer: %w", err)
 	}
 
-	reader, err := sql.Open("sqlite", sqliteDSN(path, true))
+	reader, err := openSQLitePool(sqliteDSN(path, true))
 	if err != nil {
 		_ = writer.Close()
 		return nil, fmt.Errorf("open sqlite reader: %w", err)

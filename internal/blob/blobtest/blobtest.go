@@ -14,15 +14,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"bulkgen/internal/blob"
 )
 
 // Run runs the suite. newStore must return an empty store that is cleaned
-// up when t ends; each subtest calls it once.
+// up when t ends; each subtest calls it once. The List cases run when the
+// store implements blob.Lister and are skipped otherwise.
 func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 	t.Helper()
 	tests := []struct {
@@ -38,6 +42,10 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"ConcurrentPutsSameKey", testConcurrentPuts},
 		{"HostileKeys", testHostileKeys},
+		{"List", testList},
+		{"ListStopsOnError", testListStops},
+		{"ListCanceled", testListCanceled},
+		{"ListDeleteWhileWalking", testListDelete},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,5 +261,140 @@ func testHostileKeys(t *testing.T, s blob.Store) {
 		if err := s.Delete(t.Context(), key); !errors.Is(err, blob.ErrInvalidKey) {
 			t.Errorf("Delete(%q) error = %v, want ErrInvalidKey", key, err)
 		}
+	}
+}
+
+// lister returns s as a blob.Lister, or skips the test.
+func lister(t *testing.T, s blob.Store) blob.Lister {
+	t.Helper()
+	l, ok := s.(blob.Lister)
+	if !ok {
+		t.Skipf("%T does not implement blob.Lister", s)
+	}
+	return l
+}
+
+// listAll returns every key List reports with its modification time,
+// failing the test on a key reported twice.
+func listAll(t *testing.T, l blob.Lister) map[string]time.Time {
+	t.Helper()
+	got := map[string]time.Time{}
+	err := l.List(t.Context(), func(key string, modTime time.Time) error {
+		if _, dup := got[key]; dup {
+			t.Errorf("List reported %q twice", key)
+		}
+		got[key] = modTime
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	return got
+}
+
+func testList(t *testing.T, s blob.Store) {
+	l := lister(t, s)
+	if got := listAll(t, l); len(got) != 0 {
+		t.Errorf("List of an empty store = %q, want nothing", slices.Sorted(maps.Keys(got)))
+	}
+	before := time.Now()
+	want := []string{keyOf([]byte("one")), keyOf([]byte("two")), "exports/batch-1.zip", "top", "x/y/z/deep.txt"}
+	for _, k := range want {
+		put(t, s, k, []byte(k))
+	}
+	put(t, s, "gone/soon", []byte("x"))
+	if err := s.Delete(t.Context(), "gone/soon"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	_ = s.Put(t.Context(), "never/there", &failingReader{}) // leaves no object, and no listed leftovers
+	after := time.Now()
+
+	got := listAll(t, l)
+	if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, slices.Sorted(slices.Values(want))) {
+		t.Errorf("List = %q, want %q", keys, slices.Sorted(slices.Values(want)))
+	}
+	// Clocks of a file system or an object server may be a little off,
+	// and some keep seconds only.
+	for k, mt := range got {
+		if mt.Before(before.Add(-time.Minute)) || mt.After(after.Add(time.Minute)) {
+			t.Errorf("List: %q modified %v, want about %v", k, mt, before)
+		}
+	}
+}
+
+func testListStops(t *testing.T, s blob.Store) {
+	l := lister(t, s)
+	for i := range 5 {
+		put(t, s, fmt.Sprintf("stop/%d", i), []byte("x"))
+	}
+	errStop := errors.New("enough")
+	calls := 0
+	err := l.List(t.Context(), func(string, time.Time) error {
+		calls++
+		return errStop
+	})
+	if !errors.Is(err, errStop) {
+		t.Errorf("List error = %v, want the callback's %v", err, errStop)
+	}
+	if calls != 1 {
+		t.Errorf("callback called %d times after returning an error, want 1", calls)
+	}
+}
+
+func testListCanceled(t *testing.T, s blob.Store) {
+	l := lister(t, s)
+	for i := range 5 {
+		put(t, s, fmt.Sprintf("cancel/%d", i), []byte("x"))
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := l.List(ctx, func(key string, _ time.Time) error {
+		t.Errorf("List(canceled) reported %q", key)
+		return nil
+	}); !errors.Is(err, context.Canceled) {
+		t.Errorf("List(canceled) error = %v, want context.Canceled", err)
+	}
+
+	// Cancelled during the walk: no more calls, and the walk says why.
+	ctx, cancel = context.WithCancel(t.Context())
+	defer cancel()
+	calls := 0
+	err := l.List(ctx, func(string, time.Time) error {
+		calls++
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("List cancelled midway error = %v, want context.Canceled", err)
+	}
+	if calls != 1 {
+		t.Errorf("callback called %d times after the context was cancelled, want 1", calls)
+	}
+}
+
+func testListDelete(t *testing.T, s blob.Store) {
+	// A sweeper deletes what it finds while the walk goes on.
+	l := lister(t, s)
+	var want []string
+	for i := range 20 {
+		k := keyOf([]byte{byte(i)})
+		want = append(want, k)
+		put(t, s, k, []byte{byte(i)})
+	}
+	var seen []string
+	err := l.List(t.Context(), func(key string, _ time.Time) error {
+		seen = append(seen, key)
+		return s.Delete(t.Context(), key)
+	})
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	slices.Sort(seen)
+	slices.Sort(want)
+	if !slices.Equal(seen, want) {
+		t.Errorf("List while deleting reported %d keys, want the %d put", len(seen), len(want))
+	}
+	if got := listAll(t, l); len(got) != 0 {
+		t.Errorf("after deleting everything List = %q, want nothing", slices.Sorted(maps.Keys(got)))
 	}
 }

@@ -3,10 +3,12 @@ package fileblob_test
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"bulkgen/internal/blob"
 	"bulkgen/internal/blob/blobtest"
@@ -54,6 +56,27 @@ func TestLayoutOnDisk(t *testing.T) {
 	}
 }
 
+// TestPutAfterFolderRemoved: the store remembers the folders it made; one
+// removed behind its back is made again on the next Put.
+func TestPutAfterFolderRemoved(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	ctx := t.Context()
+	if err := s.Put(ctx, "ab/cd/one.png", strings.NewReader("1")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "ab")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(ctx, "ab/cd/two.png", strings.NewReader("2")); err != nil {
+		t.Fatalf("Put after the folder was removed: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "ab", "cd", "two.png")); err != nil || string(data) != "2" {
+		t.Errorf("file on disk = %q, %v; want %q", data, err, "2")
+	}
+}
+
 func TestSymlinkCannotEscape(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -80,6 +103,107 @@ func TestSymlinkCannotEscape(t *testing.T) {
 	if err := s.Delete(t.Context(), "link/secret"); err == nil {
 		if _, err := os.Stat(filepath.Join(outside, "secret")); err != nil {
 			t.Errorf("Delete through a symlink removed a file outside the root")
+		}
+	}
+}
+
+// listKeys returns the keys s.List reports, with their times.
+func listKeys(t *testing.T, s *fileblob.Store) map[string]time.Time {
+	t.Helper()
+	got := map[string]time.Time{}
+	if err := s.List(t.Context(), func(key string, mt time.Time) error {
+		got[key] = mt
+		return nil
+	}); err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	return got
+}
+
+func TestListSkipsWhatIsNotAnObject(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	key := "ab/cd/abcd.png"
+	if err := s.Put(t.Context(), key, strings.NewReader("img")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	// What a crashed Put, another program or a person may leave behind.
+	plant := map[string]string{
+		"ab/cd/.tmp-0123456789abcdef": "a crashed Put's temporary file",
+		".hidden/ab/cd/x.png":         "under a dot folder",
+		"ab/cd/bad name.png":          "not a valid key",
+	}
+	for name, data := range plant {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "empty", "folder"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(dir, "ab", "cd", "abcd.png"), filepath.Join(dir, "ab", "cd", "link.png")); err != nil {
+		t.Logf("no symlink case: %v", err)
+	}
+
+	got := listKeys(t, s)
+	if len(got) != 1 {
+		t.Errorf("List = %v, want only %q", got, key)
+	}
+	if _, ok := got[key]; !ok {
+		t.Errorf("List = %v, lacks %q", got, key)
+	}
+}
+
+func TestListReportsFileTimeAndPutRefreshesIt(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	key := "ab/cd/abcd.png"
+	put := func() {
+		t.Helper()
+		if err := s.Put(t.Context(), key, strings.NewReader("img")); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	put()
+	old := time.Now().Add(-2 * time.Hour).Truncate(time.Second)
+	if err := os.Chtimes(filepath.Join(dir, "ab", "cd", "abcd.png"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if got := listKeys(t, s)[key]; !got.Equal(old) {
+		t.Errorf("List time of an aged file = %v, want %v", got, old)
+	}
+	// A sweeper relies on this: putting the same bytes again makes the
+	// object young, so it is not removed under a job about to record it.
+	put()
+	if got := listKeys(t, s)[key]; got.Before(time.Now().Add(-time.Minute)) {
+		t.Errorf("List time after a second Put = %v, want about now", got)
+	}
+}
+
+func TestListReturnsCallbackWalkControls(t *testing.T) {
+	t.Parallel()
+	s := newStore(t, t.TempDir())
+	for _, k := range []string{"a/1", "a/2", "b/1"} {
+		if err := s.Put(t.Context(), k, strings.NewReader("x")); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	// fs.SkipDir and fs.SkipAll mean something to the walk inside List;
+	// from the callback they are errors like any other.
+	for _, want := range []error{fs.SkipDir, fs.SkipAll} {
+		calls := 0
+		err := s.List(t.Context(), func(string, time.Time) error { calls++; return want })
+		if !errors.Is(err, want) {
+			t.Errorf("callback returning %v: List = %v, want it back", want, err)
+		}
+		if calls != 1 {
+			t.Errorf("callback returning %v: called %d times, want 1", want, calls)
 		}
 	}
 }

@@ -1,0 +1,305 @@
+package generate
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"bulkgen/internal/store"
+)
+
+// groupTimeout bounds one shared transaction. It does not derive from the
+// context of the job that happens to lead the group: the other jobs'
+// records must not fail because that one job was canceled.
+const groupTimeout = 30 * time.Second
+
+// maxGroup bounds how many records share one transaction, so that one
+// transaction's locks and retries stay small.
+const maxGroup = 128
+
+// committer writes the records of the image jobs' hot path — an item
+// starting, an image succeeding — in shared transactions (group commit).
+//
+// Each record is a handful of small statements; committing each in its
+// own transaction made the transaction itself (BEGIN, COMMIT and its WAL
+// flush, and on SQLite the wait for the one writer connection) the larger
+// part of the cost, and capped the server near 200 images/s (see
+// `bulkgen bench serve` in the README). Records that arrive while a
+// transaction is being written wait and go into the next one together, so
+// the groups grow with the load and a lone record is written at once.
+//
+// There is no goroutine of its own: the job whose record finds no group in
+// progress writes the group (it leads), and when it is done it hands the
+// lead to the first record that arrived meanwhile. A record's outcome is
+// the same whether it was written alone or in a group: each one's
+// statements are guarded on the item's status, and when a shared
+// transaction fails, its records are written again one transaction each, so
+// that one bad record cannot fail the others.
+type committer struct {
+	db *store.DB
+
+	mu      sync.Mutex
+	leading bool
+	waiting []*record
+
+	// beforeGroup, when set (by tests), is called by each leader with the
+	// size of the group it is about to write.
+	beforeGroup func(size int)
+}
+
+// record is one job's part of a group, with its outcome: either an item
+// starting (start set) or an image succeeding (success set).
+type record struct {
+	start   *startRecord
+	success *successRecord
+
+	// batchDone reports, for a success, that its batch had no pending or
+	// running item left once the group committed.
+	batchDone bool
+	err       error
+	done      chan bool // true: the receiver leads the next group
+}
+
+// startRecord moves an item to running for one run of its job and records
+// the attempt as running.
+type startRecord struct {
+	run store.ItemRun
+	gen int64
+
+	// Outcome: the started item, or started false when the item is gone
+	// or final or its batch paused or canceled.
+	item    store.Item
+	started bool
+}
+
+// successRecord records an image: the item's success, the image row, the
+// charge and the finished attempt.
+type successRecord struct {
+	item    store.Item
+	run     store.ItemRun
+	image   store.Image
+	attempt store.Attempt
+
+	// Outcome: final when the item was finished by someone else meanwhile
+	// (nothing of this run was written); created false when an image of
+	// this item and generation was already recorded.
+	final   bool
+	created bool
+}
+
+// do writes r, alone or with others, and returns its error.
+func (c *committer) do(r *record) error {
+	r.done = make(chan bool, 1)
+	c.mu.Lock()
+	c.waiting = append(c.waiting, r)
+	if c.leading {
+		c.mu.Unlock()
+		if lead := <-r.done; !lead {
+			return r.err
+		}
+		c.mu.Lock()
+	} else {
+		c.leading = true
+	}
+	// This goroutine leads: write one group, then hand over.
+	n := min(len(c.waiting), maxGroup)
+	group := slices.Clone(c.waiting[:n])
+	c.waiting = c.waiting[n:]
+	c.mu.Unlock()
+
+	if c.beforeGroup != nil {
+		c.beforeGroup(len(group))
+	}
+	c.writeGroup(group)
+
+	c.mu.Lock()
+	if len(c.waiting) > 0 {
+		next := c.waiting[0]
+		c.mu.Unlock()
+		next.done <- true
+	} else {
+		c.leading = false
+		c.mu.Unlock()
+	}
+	for _, g := range group {
+		if g != r {
+			g.done <- false
+		}
+	}
+	return r.err
+}
+
+// writeGroup writes group in one transaction, or, when that fails, each
+// record in its own.
+func (c *committer) writeGroup(group []*record) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	err := c.db.Tx(ctx, func(tx *sql.Tx) error { return c.apply(ctx, tx, group) })
+	if err == nil || len(group) == 1 {
+		for _, r := range group {
+			r.err = err
+		}
+	} else {
+		for _, r := range group {
+			r.err = c.db.Tx(ctx, func(tx *sql.Tx) error { return c.apply(ctx, tx, []*record{r}) })
+		}
+	}
+	c.checkDone(ctx, group)
+}
+
+// apply writes group's records with one statement per kind of row.
+func (c *committer) apply(ctx context.Context, tx *sql.Tx, group []*record) error {
+	var starts []*startRecord
+	var successes []*successRecord
+	for _, r := range group {
+		switch {
+		case r.start != nil:
+			r.start.item, r.start.started = store.Item{}, false
+			starts = append(starts, r.start)
+		case r.success != nil:
+			r.success.final, r.success.created = false, false
+			successes = append(successes, r.success)
+		}
+	}
+	// Share locks first, in id order, before any item row is written, so
+	// that the group cannot deadlock with a batch action that holds a
+	// batch's row lock and waits for the group's item rows.
+	locks := make([]int64, 0, len(successes))
+	for _, s := range successes {
+		locks = append(locks, s.item.BatchID)
+	}
+	slices.Sort(locks)
+	for _, id := range slices.Compact(locks) {
+		if err := c.db.ShareLockBatch(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+
+	var attempts []store.Attempt
+	started, err := c.applyStarts(ctx, tx, starts, &attempts)
+	if err != nil {
+		return err
+	}
+	if err := c.applySuccesses(ctx, tx, successes, &attempts); err != nil {
+		return err
+	}
+	if err := c.db.RecordAttempts(ctx, tx, attempts); err != nil {
+		return err
+	}
+	for _, id := range started {
+		if err := c.db.StartBatch(ctx, tx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyStarts starts the items of starts, adds their running attempts to
+// attempts, and returns the batches of the started items, each once.
+func (c *committer) applyStarts(ctx context.Context, tx *sql.Tx, starts []*startRecord, attempts *[]store.Attempt) ([]int64, error) {
+	if len(starts) == 0 {
+		return nil, nil
+	}
+	runs := make([]store.ItemRun, len(starts))
+	for i, s := range starts {
+		runs[i] = s.run
+	}
+	items, err := c.db.StartItems(ctx, tx, runs)
+	if err != nil {
+		return nil, err
+	}
+	var batches []int64
+	for _, s := range starts {
+		it, ok := items[s.run.ID]
+		if !ok {
+			continue
+		}
+		s.item, s.started = it, true
+		if s.run.Attempt > 1 {
+			if err := closeInterruptedAttempts(ctx, c.db, tx, it, s.gen, s.run.Attempt); err != nil {
+				return nil, err
+			}
+		}
+		*attempts = append(*attempts, store.Attempt{
+			ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: s.gen, JobAttempt: s.run.Attempt,
+			Status: store.AttemptRunning,
+		})
+		if !slices.Contains(batches, it.BatchID) {
+			batches = append(batches, it.BatchID)
+		}
+	}
+	slices.Sort(batches)
+	return batches, nil
+}
+
+// applySuccesses records the images of successes whose items were still
+// unfinished, with their charges, and adds their attempts to attempts.
+func (c *committer) applySuccesses(ctx context.Context, tx *sql.Tx, successes []*successRecord, attempts *[]store.Attempt) error {
+	if len(successes) == 0 {
+		return nil
+	}
+	runs := make([]store.ItemRun, len(successes))
+	for i, s := range successes {
+		runs[i] = s.run
+	}
+	changed, err := c.db.SucceedItems(ctx, tx, runs)
+	if err != nil {
+		return err
+	}
+	var ims []store.Image
+	var owners []*successRecord
+	for _, s := range successes {
+		if !changed[s.item.ID] {
+			// Another run of this job, or a cancel, finished the item
+			// while this run worked: nothing of this run is wanted.
+			s.final = true
+			continue
+		}
+		ims = append(ims, s.image)
+		owners = append(owners, s)
+	}
+	refs, err := c.db.InsertImages(ctx, tx, ims)
+	if err != nil {
+		return err
+	}
+	entries := make([]store.LedgerEntry, 0, len(owners))
+	for i, s := range owners {
+		s.created = refs[i].Created
+		it := s.item
+		entries = append(entries, store.LedgerEntry{
+			WorkspaceID: it.WorkspaceID, Kind: store.EntryCharge, Amount: -it.CostEstimate,
+			BatchID: it.BatchID, ItemID: it.ID, ImageID: refs[i].ID, Attempt: s.run.Attempt,
+			IdemKey: fmt.Sprintf("charge:item:%d:gen:%d", it.ID, s.image.Generation),
+			Note:    fmt.Sprintf("image %d (%s)", refs[i].ID, it.Model),
+		})
+		*attempts = append(*attempts, s.attempt)
+	}
+	return c.db.AddEntries(ctx, tx, entries)
+}
+
+// checkDone sets batchDone on the committed successes whose batch has no
+// pending or running item left. It looks after the commit, not inside the
+// transaction: of the last items of a batch, committed by different groups
+// (or processes) at once, the group that commits last then always sees the
+// others, so at least one record learns that the batch is done.
+func (c *committer) checkDone(ctx context.Context, group []*record) {
+	done := map[int64]bool{}
+	for _, r := range group {
+		if r.err != nil || r.success == nil || r.success.final {
+			continue
+		}
+		id := r.success.item.BatchID
+		d, seen := done[id]
+		if !seen {
+			left, err := c.db.BatchHasUnfinished(ctx, c.db.Reader(), id)
+			// On a failed read, say done: settling is idempotent and
+			// checks again under the batch's lock.
+			d = err != nil || !left
+			done[id] = d
+		}
+		r.batchDone = d
+	}
+}

@@ -1,0 +1,113 @@
+package store_test
+
+import (
+	"testing"
+
+	"bulkgen/internal/store"
+)
+
+func TestGroupWrites(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	db, w := b.db, b.db.Writer()
+	running, paused := b.newBatch(t, "running"), b.newBatch(t, "paused")
+	items := append(newItems(running, 4), newItems(paused, 1)...)
+	if err := db.InsertItems(ctx, w, items); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetBatchStatus(ctx, w, paused.ID, store.BatchPaused); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateItemStatus(ctx, w, items[3].ID, store.ItemUpdate{Status: store.ItemCanceled}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Start: items 0-2 start (item 1 on its second run), 3 is final, 4's
+	// batch is paused, and an unknown id starts nothing.
+	started, err := db.StartItems(ctx, w, []store.ItemRun{
+		{ID: items[0].ID, Attempt: 1}, {ID: items[1].ID, Attempt: 2}, {ID: items[2].ID, Attempt: 1},
+		{ID: items[3].ID, Attempt: 1}, {ID: items[4].ID, Attempt: 1}, {ID: items[4].ID + 100, Attempt: 1},
+	})
+	if err != nil {
+		t.Fatalf("StartItems: %v", err)
+	}
+	if len(started) != 3 || started[items[1].ID].Attempts != 2 || started[items[0].ID].Status != store.ItemRunning ||
+		started[items[2].ID].Prompt != items[2].Prompt {
+		t.Errorf("StartItems started %+v, want items 0-2 running (item 1 at attempt 2)", started)
+	}
+
+	// Succeed 0 and 1, and 3 (canceled: unchanged).
+	changed, err := db.SucceedItems(ctx, w, []store.ItemRun{
+		{ID: items[0].ID, Attempt: 1}, {ID: items[1].ID, Attempt: 1}, {ID: items[3].ID, Attempt: 1},
+	})
+	if err != nil {
+		t.Fatalf("SucceedItems: %v", err)
+	}
+	if len(changed) != 2 || !changed[items[0].ID] || !changed[items[1].ID] {
+		t.Errorf("SucceedItems changed %v, want items 0 and 1", changed)
+	}
+	if got, _ := db.GetItemByID(ctx, w, items[1].ID); got.Status != store.ItemSucceeded || got.Attempts != 2 {
+		t.Errorf("item 1: %s attempts %d, want succeeded keeping attempts 2", got.Status, got.Attempts)
+	}
+
+	// Images: item 0's image exists already (an earlier run).
+	first, _, err := db.InsertImage(ctx, w, store.Image{ItemID: items[0].ID, BatchID: running.ID, WorkspaceID: b.workspace.ID,
+		BlobKey: "aa/bb/first.png", Format: "png"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs, err := db.InsertImages(ctx, w, []store.Image{
+		{ItemID: items[0].ID, BatchID: running.ID, WorkspaceID: b.workspace.ID, BlobKey: "aa/bb/second.png", Format: "png"},
+		{ItemID: items[1].ID, BatchID: running.ID, WorkspaceID: b.workspace.ID, BlobKey: "aa/bb/third.png", Format: "png", Seed: 0, HasSeed: true},
+	})
+	if err != nil {
+		t.Fatalf("InsertImages: %v", err)
+	}
+	if len(refs) != 2 || refs[0] != (store.ImageRef{ID: first.ID}) || !refs[1].Created || refs[1].ID == first.ID {
+		t.Errorf("InsertImages = %+v, want item 0's existing image %d and a new one", refs, first.ID)
+	}
+	if im, err := db.GetImage(ctx, w, b.workspace.ID, refs[1].ID); err != nil || im.BlobKey != "aa/bb/third.png" || !im.HasSeed || im.Review != store.ReviewNone {
+		t.Errorf("new image %+v, %v", im, err)
+	}
+
+	// Charges: a replay adds nothing.
+	charge := store.LedgerEntry{WorkspaceID: b.workspace.ID, Kind: store.EntryCharge, Amount: -5, ItemID: items[0].ID, IdemKey: "charge:0"}
+	for range 2 {
+		if err := db.AddEntries(ctx, w, []store.LedgerEntry{charge, {WorkspaceID: b.workspace.ID, Kind: store.EntryCharge, Amount: -7, IdemKey: "charge:1"}}); err != nil {
+			t.Fatalf("AddEntries: %v", err)
+		}
+	}
+	if bal, err := db.Balance(ctx, w, b.workspace.ID); err != nil || bal != -12 {
+		t.Errorf("balance %d, %v; want -12", bal, err)
+	}
+	if err := db.AddEntries(ctx, w, []store.LedgerEntry{{WorkspaceID: b.workspace.ID, Amount: -1}}); err == nil {
+		t.Error("AddEntries without an idempotency key: no error")
+	}
+
+	// Attempts: the same identity twice keeps the later; a second call
+	// updates the row.
+	run := store.Attempt{ItemID: items[0].ID, WorkspaceID: b.workspace.ID, JobAttempt: 1, Status: store.AttemptRunning}
+	done := run
+	done.Status, done.LatencyMS = store.AttemptSucceeded, 12
+	if err := db.RecordAttempts(ctx, w, []store.Attempt{run, done}); err != nil {
+		t.Fatalf("RecordAttempts: %v", err)
+	}
+	failed := done
+	failed.Status, failed.Error = store.AttemptFailed, "boom"
+	if err := db.RecordAttempts(ctx, w, []store.Attempt{failed}); err != nil {
+		t.Fatalf("RecordAttempts: %v", err)
+	}
+	as, err := db.ListAttempts(ctx, w, b.workspace.ID, items[0].ID, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || as[0].Status != store.AttemptFailed || as[0].Error != "boom" || as[0].LatencyMS != 12 || as[0].Generation != 1 {
+		t.Errorf("attempts %+v, want one failed row", as)
+	}
+
+	// Too many rows at once is refused, not truncated.
+	if _, err := db.StartItems(ctx, w, make([]store.ItemRun, 1000)); err == nil {
+		t.Error("StartItems with 1000 rows: no error")
+	}
+}
