@@ -2,6 +2,7 @@ package expand
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -107,7 +108,10 @@ func (t *Template) collect(nodes []node) {
 			}
 		case kindWildcard:
 			t.literal, t.simple, t.hasWildcards = false, false, true
-			if !containsFold(t.wildcards, n.text) {
+			// Wildcard names are file names, matched exactly (see
+			// docs/templates.md): __Color__ is not __color__ and must be
+			// checked on its own.
+			if !slices.Contains(t.wildcards, n.text) {
 				t.wildcards = append(t.wildcards, n.text)
 			}
 		case kindVariant:

@@ -23,13 +23,22 @@ const maxGroup = 128
 // committer writes the records of the image jobs' hot path — an item
 // starting, an image succeeding — in shared transactions (group commit).
 //
-// Each record is a handful of small statements; committing each in its
-// own transaction made the transaction itself (BEGIN, COMMIT and its WAL
-// flush, and on SQLite the wait for the one writer connection) the larger
-// part of the cost, and capped the server near 200 images/s (see
-// `bulkgen bench serve` in the README). Records that arrive while a
-// transaction is being written wait and go into the next one together, so
-// the groups grow with the load and a lone record is written at once.
+// Each record is a handful of small rows. Written in a transaction of
+// their own, a statement per row, the transactions (BEGIN, COMMIT and its
+// WAL flush, and on SQLite the wait for the one writer connection) and the
+// round trips were most of the cost and capped the server near 200
+// images/s (see `bulkgen bench serve` in the README). A group writes each
+// kind of row for all its records with one multi-row statement
+// (store.DB.StartItems, SucceedItems, InsertImages, AddEntries,
+// RecordAttempts). Records that arrive while a group is being written wait
+// and go into the next one together, so groups grow with the load and a
+// lone record is written at once.
+//
+// One group is written at a time per process. Four at once were no faster
+// on PostgreSQL in `bulkgen bench serve` (somewhat slower, within the
+// machine's noise); a likely reason is that every row a group writes
+// references the same batch and workspace rows, whose foreign-key locks
+// concurrent transactions then share.
 //
 // There is no goroutine of its own: the job whose record finds no group in
 // progress writes the group (it leads), and when it is done it hands the

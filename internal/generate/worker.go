@@ -87,30 +87,15 @@ type ImageWorker struct {
 	PausedSnooze time.Duration
 
 	commitOnce sync.Once
-	commits    []*committer
+	commits    *committer
 }
 
-// committer returns the group committer for item id. They are made on
-// first use, so that ImageWorker stays a plain struct literal for its
-// callers: one on SQLite, whose one writer connection runs one
-// transaction at a time anyway, and commitLanes on PostgreSQL, where a
-// group's transaction spends most of its time waiting for round trips and
-// the commit, so that several groups in flight keep the server busy.
-func (w *ImageWorker) committer(itemID int64) *committer {
-	w.commitOnce.Do(func() {
-		n := 1
-		if w.DB.Dialect() == store.Postgres {
-			n = commitLanes
-		}
-		for range n {
-			w.commits = append(w.commits, &committer{db: w.DB})
-		}
-	})
-	return w.commits[uint64(itemID)%uint64(len(w.commits))]
+// committer returns the worker's group committer, made on first use so
+// that ImageWorker stays a plain struct literal for its callers.
+func (w *ImageWorker) committer() *committer {
+	w.commitOnce.Do(func() { w.commits = &committer{db: w.DB} })
+	return w.commits
 }
-
-// commitLanes is how many group transactions run at once on PostgreSQL.
-const commitLanes = 1
 
 // Timeout implements river.Worker: image jobs get their own per-kind
 // timeout, since models take from milliseconds to minutes.
@@ -177,7 +162,7 @@ func (w *ImageWorker) Work(ctx context.Context, job *river.Job[ImageArgs]) error
 // overwrite a pause or cancel.
 func (w *ImageWorker) start(job *river.Job[ImageArgs], gen int64) (store.Item, bool, error) {
 	s := &startRecord{run: store.ItemRun{ID: job.Args.ItemID, Attempt: int64(job.Attempt)}, gen: gen}
-	if err := w.committer(s.run.ID).do(&record{start: s}); err != nil {
+	if err := w.committer().do(&record{start: s}); err != nil {
 		return store.Item{}, false, err
 	}
 	return s.item, s.started, nil
@@ -279,7 +264,7 @@ func (w *ImageWorker) succeed(ctx context.Context, log *slog.Logger, job *river.
 		},
 	}
 	r := &record{success: sr}
-	if err := w.committer(it.ID).do(r); err != nil {
+	if err := w.committer().do(r); err != nil {
 		return err
 	}
 	final, created := sr.final, sr.created
