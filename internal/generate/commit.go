@@ -146,6 +146,16 @@ func (c *committer) do(r *record) error {
 func (c *committer) writeGroup(group []*record) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
+	// A panic here (a bug) must not leave the other jobs of the group, and
+	// every later one, waiting for a leader that is gone: it becomes every
+	// record's error, which River records on each job and retries.
+	defer func() {
+		if p := recover(); p != nil {
+			for _, r := range group {
+				r.err = fmt.Errorf("group commit: panic: %v", p)
+			}
+		}
+	}()
 	err := c.db.Tx(ctx, func(tx *sql.Tx) error { return c.apply(ctx, tx, group) })
 	if err == nil || len(group) == 1 {
 		for _, r := range group {

@@ -2,6 +2,7 @@ package generate
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -216,5 +217,24 @@ func TestCommitterFinishedItem(t *testing.T) {
 	ims, err := f.db.ListImages(ctx, f.db.Reader(), f.ws.ID, store.ImageFilter{BatchID: f.batch.ID}, 0, 10)
 	if err != nil || len(ims) != 0 {
 		t.Errorf("images %d, %v; want none", len(ims), err)
+	}
+}
+
+// TestCommitterPanic: a panic while writing a group becomes its records'
+// error, and the committer goes on serving later records.
+func TestCommitterPanic(t *testing.T) {
+	t.Parallel()
+	f := newCommitFixture(t, 1)
+	c := &committer{} // no database: writing the group panics
+	start := func() *startRecord {
+		return &startRecord{run: store.ItemRun{ID: f.items[0].ID, Attempt: 1}, gen: 1}
+	}
+	if err := c.do(&record{start: start()}); err == nil || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("do with a panicking group: %v, want a panic error", err)
+	}
+	c.db = f.db
+	s := start()
+	if err := c.do(&record{start: s}); err != nil || !s.started {
+		t.Errorf("next record: started=%v err=%v, want the item started", s.started, err)
 	}
 }
