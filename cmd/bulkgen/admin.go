@@ -36,10 +36,11 @@ Commands:
                                              was refused (fix the key first)
   sweep-files [--older-than DURATION]        remove image files that no image references
                                              (left by a job killed between writing its file
-                                             and recording it) and that were last written
-                                             longer ago than DURATION (default 1h; serve and
-                                             worker do this every --blob-sweep-interval);
-                                             prints what it did as JSON
+                                             and recording it), and temporary files of
+                                             interrupted writes, last written longer ago than
+                                             DURATION (default 1h; serve and worker do this
+                                             every --blob-sweep-interval); prints what it did
+                                             as JSON
 
 EMAIL defaults to BULKGEN_ADMIN_EMAIL or admin@localhost, the admin created on first start.
 Every command also takes these settings:
@@ -158,6 +159,7 @@ func adminSweepFiles(ctx context.Context, db *store.DB, cfg config.Config, older
 	enc.SetIndent("", "  ")
 	return enc.Encode(map[string]any{
 		"scanned": res.Scanned, "older": res.Old, "removed": res.Removed, "removed_bytes": res.Bytes, "failed": res.Failed,
+		"temporary_files_removed": res.Temps,
 	})
 }
 

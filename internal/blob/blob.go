@@ -80,6 +80,16 @@ type Lister interface {
 	List(ctx context.Context, fn func(key string, modTime time.Time) error) error
 }
 
+// TempCleaner is the optional capability of a Store whose Put can leave
+// a partial temporary object behind when the process dies mid-write (a
+// local folder; S3 drops an unfinished upload by itself). The blob sweeper
+// (package blobgc) calls it with the same grace period as for objects.
+type TempCleaner interface {
+	// CleanTemps removes the temporary objects last written more than
+	// olderThan ago and reports how many it removed.
+	CleanTemps(ctx context.Context, olderThan time.Duration) (int, error)
+}
+
 // KeyFor returns the content-addressed key of an object whose SHA-256 is
 // sha256hex and whose file extension is ext ("png", "jpeg", "webp"):
 // "ab/abcdef….png". The leading folder spreads objects over 256 folders, so

@@ -67,6 +67,9 @@ type Result struct {
 	// Failed is the number of unreferenced files that could not be
 	// deleted. Each failure is logged at Warn.
 	Failed int
+	// Temps is the number of temporary files of interrupted writes
+	// removed (stores that implement blob.TempCleaner).
+	Temps int
 }
 
 // Sweep deletes the image files in blobs that were last written more than
@@ -100,6 +103,9 @@ func Sweep(ctx context.Context, db *store.DB, blobs blob.Store, grace time.Durat
 	})
 	if err == nil {
 		err = s.removeUnreferenced(ctx, keys)
+	}
+	if tc, ok := blobs.(blob.TempCleaner); ok && err == nil {
+		s.res.Temps, err = tc.CleanTemps(ctx, grace)
 	}
 	if err != nil {
 		return s.res, fmt.Errorf("sweep blobs: %w", err)
@@ -213,13 +219,13 @@ func Run(ctx context.Context, interval time.Duration, db *store.DB, blobs blob.S
 		start := time.Now()
 		res, err := Sweep(ctx, db, blobs, grace, logger)
 		attrs := []any{"scanned", res.Scanned, "old", res.Old, "removed", res.Removed, "bytes", res.Bytes,
-			"failed", res.Failed, "took", time.Since(start)}
+			"failed", res.Failed, "temps", res.Temps, "took", time.Since(start)}
 		switch {
 		case ctx.Err() != nil:
 			return // shutting down: an interrupted sweep is no failure
 		case err != nil:
 			logger.WarnContext(ctx, "sweeping orphaned image files failed", append(attrs, "err", err)...)
-		case res.Removed > 0:
+		case res.Removed > 0 || res.Temps > 0:
 			logger.InfoContext(ctx, "removed orphaned image files", attrs...)
 		default:
 			logger.DebugContext(ctx, "no orphaned image files", attrs...)

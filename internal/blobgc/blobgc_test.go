@@ -162,6 +162,10 @@ func TestSweep(t *testing.T) {
 			want: blobgc.Result{Scanned: 1}, wantKept: true},
 		{name: "old orphan under the earlier two-level layout is removed", key: twoLevel(imageKey(1)), age: 2 * time.Hour,
 			want: blobgc.Result{Scanned: 1, Old: 1, Removed: 1, Bytes: int64(len(imageData(1)))}},
+		{name: "old temporary file of an interrupted write is removed", key: "ab/.tmp-0123456789abcdef", age: 2 * time.Hour,
+			want: blobgc.Result{Temps: 1}},
+		{name: "young temporary file stays: its write may be in progress", key: "ab/.tmp-0123456789abcdef", age: time.Minute,
+			want: blobgc.Result{}, wantKept: true},
 		{name: "old image-like key of other case stays", key: strings.ToUpper(imageKey(1)[:5]) + imageKey(1)[5:], age: 2 * time.Hour,
 			want: blobgc.Result{Scanned: 1}, wantKept: true},
 	}

@@ -72,7 +72,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) (err error) {
 	// can never be mistaken for (or clash with) an object.
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:])
-	tmp := ".tmp-" + hex.EncodeToString(suffix[:])
+	tmp := tempPrefix + hex.EncodeToString(suffix[:])
 	f, err := folder.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
@@ -173,6 +173,54 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// tempPrefix starts the name of every temporary file Put writes.
+const tempPrefix = ".tmp-"
+
+// CleanTemps implements blob.TempCleaner: it removes the temporary files
+// (tempPrefix) of Puts that died mid-write, once they are older than
+// olderThan. A Put in progress keeps writing its file, so a young one is
+// never touched.
+func (s *Store) CleanTemps(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := time.Now().Add(-olderThan)
+	removed := 0
+	err := fs.WalkDir(s.root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err != nil {
+			if name != "." && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() && name != "." && strings.HasPrefix(d.Name(), ".") {
+			return fs.SkipDir // not the store's
+		}
+		if d.IsDir() || !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tempPrefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !info.ModTime().Before(cutoff) {
+			return nil
+		}
+		if err := s.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		removed++
+		return nil
+	})
+	if err != nil {
+		return removed, fmt.Errorf("clean temporary files: %w", err)
+	}
+	return removed, nil
+}
+
 // List implements blob.Lister by walking the folder. fs.WalkDir holds one
 // directory's names at a time, and the key layout ("ab/…") keeps each
 // directory small, so memory stays flat however many objects there are.
@@ -253,7 +301,8 @@ func (c ctxReader) Read(p []byte) (int, error) {
 
 // Interface guards.
 var (
-	_ blob.Store  = (*Store)(nil)
-	_ blob.Lister = (*Store)(nil)
-	_ blob.Object = (*object)(nil)
+	_ blob.Store       = (*Store)(nil)
+	_ blob.Lister      = (*Store)(nil)
+	_ blob.TempCleaner = (*Store)(nil)
+	_ blob.Object      = (*object)(nil)
 )

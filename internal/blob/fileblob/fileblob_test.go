@@ -159,6 +159,54 @@ func TestListSkipsWhatIsNotAnObject(t *testing.T) {
 	}
 }
 
+// TestCleanTemps: the temporary files of interrupted Puts go once they are
+// older than the cut-off; young ones (a Put in progress), objects and what
+// is under a dot folder stay.
+func TestCleanTemps(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := newStore(t, dir)
+	if err := s.Put(t.Context(), "ab/abcd.png", strings.NewReader("img")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	files := []struct {
+		name string
+		age  time.Duration
+		want bool // still there after CleanTemps
+	}{
+		{"ab/.tmp-0123456789abcdef", 3 * time.Hour, false},
+		{"cd/ef/.tmp-fedcba9876543210", 3 * time.Hour, false},
+		{"ab/.tmp-young", time.Minute, true},
+		{"ab/abcd.png", 3 * time.Hour, true},
+		{".hidden/.tmp-0123456789abcdef", 3 * time.Hour, true},
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, filepath.FromSlash(f.name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		when := time.Now().Add(-f.age)
+		if err := os.Chtimes(p, when, when); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.CleanTemps(t.Context(), time.Hour)
+	if err != nil || n != 2 {
+		t.Errorf("CleanTemps = %d, %v; want 2, nil", n, err)
+	}
+	for _, f := range files {
+		_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(f.name)))
+		if got := err == nil; got != f.want {
+			t.Errorf("%s: there = %v, want %v (stat: %v)", f.name, got, f.want, err)
+		}
+	}
+}
+
 func TestListReportsFileTimeAndPutRefreshesIt(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
