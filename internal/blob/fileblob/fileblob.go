@@ -183,30 +183,8 @@ const tempPrefix = ".tmp-"
 func (s *Store) CleanTemps(ctx context.Context, olderThan time.Duration) (int, error) {
 	cutoff := time.Now().Add(-olderThan)
 	removed := 0
-	err := fs.WalkDir(s.root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err != nil {
-			if name != "." && errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.IsDir() && name != "." && strings.HasPrefix(d.Name(), ".") {
-			return fs.SkipDir // not the store's
-		}
-		if d.IsDir() || !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tempPrefix) {
-			return nil
-		}
-		info, err := d.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !info.ModTime().Before(cutoff) {
+	err := s.walkFiles(ctx, func(name string, modTime time.Time, temp bool) error {
+		if !temp || !modTime.Before(cutoff) {
 			return nil
 		}
 		if err := s.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -221,13 +199,14 @@ func (s *Store) CleanTemps(ctx context.Context, olderThan time.Duration) (int, e
 	return removed, nil
 }
 
-// List implements blob.Lister by walking the folder. fs.WalkDir holds one
-// directory's names at a time, and the key layout ("ab/…") keeps each
-// directory small, so memory stays flat however many objects there are.
-// Dot names (Put's temporary files), symlinks and names that are not valid
-// keys are skipped: they are not objects this Store wrote.
-func (s *Store) List(ctx context.Context, fn func(key string, modTime time.Time) error) error {
-	err := fs.WalkDir(s.root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+// walkFiles calls visit for every regular file of the store's folder with
+// its slash-separated name and modification time; temp says it is a
+// temporary file of Put. Other dot-named files and dot folders are not the
+// store's and are skipped, as are symlinks and entries removed while the
+// walk goes on. fs.WalkDir holds one directory's names at a time, so
+// memory stays flat however many files there are.
+func (s *Store) walkFiles(ctx context.Context, visit func(name string, modTime time.Time, temp bool) error) error {
+	return fs.WalkDir(s.root.FS(), ".", func(name string, d fs.DirEntry, err error) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -240,13 +219,14 @@ func (s *Store) List(ctx context.Context, fn func(key string, modTime time.Time)
 		if name == "." {
 			return nil
 		}
-		if strings.HasPrefix(d.Name(), ".") {
+		temp := strings.HasPrefix(d.Name(), tempPrefix)
+		if strings.HasPrefix(d.Name(), ".") && (d.IsDir() || !temp) {
 			if d.IsDir() {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		if !d.Type().IsRegular() || blob.ValidateKey(name) != nil {
+		if !d.Type().IsRegular() {
 			return nil
 		}
 		info, err := d.Info()
@@ -256,7 +236,20 @@ func (s *Store) List(ctx context.Context, fn func(key string, modTime time.Time)
 		if err != nil {
 			return err
 		}
-		if err := fn(name, info.ModTime()); err != nil {
+		return visit(name, info.ModTime(), temp)
+	})
+}
+
+// List implements blob.Lister by walking the folder (walkFiles); the key
+// layout ("ab/…") keeps each directory small. Temporary files, symlinks
+// and names that are not valid keys are skipped: they are not objects this
+// Store wrote.
+func (s *Store) List(ctx context.Context, fn func(key string, modTime time.Time) error) error {
+	err := s.walkFiles(ctx, func(name string, modTime time.Time, temp bool) error {
+		if temp || blob.ValidateKey(name) != nil {
+			return nil
+		}
+		if err := fn(name, modTime); err != nil {
 			// Wrapped so that fs.SkipDir or fs.SkipAll from fn cannot be
 			// taken for WalkDir's own controls and end the walk silently.
 			return fnError{err}
