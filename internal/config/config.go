@@ -36,8 +36,8 @@ type Config struct {
 	// Addr is the HTTP listen address (serve only).
 	Addr string
 	// Workers is the number of image jobs each provider's queue runs at
-	// once in this process; 0 means each provider's default from the
-	// catalogue.
+	// once in this process; 0 means the provider's catalogue concurrency
+	// plus headroom (see providerQueues in cmd/bulkgen).
 	Workers int
 	// LogLevel is debug, info, warn or error; LogFormat json or text.
 	LogLevel  string
@@ -126,7 +126,7 @@ var options = []option{
 		set:   func(c *Config, v string) error { c.Addr = v; return nil },
 		show:  func(c Config) string { return c.Addr }},
 	{flag: "workers", arg: "N", env: "BULKGEN_WORKERS", key: "workers", only: []Command{Serve, Worker},
-		usage: "image jobs run at once per provider (0: each provider's default)",
+		usage: "image jobs run at once per provider (0: the provider's concurrency from the catalogue plus half again; calls in flight stay within that concurrency)",
 		set:   func(c *Config, v string) error { return parseInt(v, &c.Workers) },
 		show:  func(c Config) string { return strconv.Itoa(c.Workers) }},
 	{flag: "log-level", arg: "LEVEL", env: "BULKGEN_LOG_LEVEL", key: "log_level",
