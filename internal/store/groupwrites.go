@@ -2,13 +2,14 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 )
 
-// The methods in this file are the multi-row forms of the image worker's
-// per-image writes (StartItem, UpdateItemStatus, InsertImage, AddEntry,
-// RecordAttempt), for the transactions that the worker shares between many
+// The methods in this file are the image workers' writes in multi-row form
+// (an item's start, its success as UpdateItemStatus would write it,
+// InsertImage, AddEntry, RecordAttempt), for the transactions that the worker shares between many
 // jobs (generate's committer): one statement for a whole group costs about
 // what one row's statement costs, where one statement per row made the
 // group's transaction, which runs alone, the bottleneck on PostgreSQL.
@@ -51,27 +52,19 @@ func checkGroupSize(what string, n int) error {
 	return nil
 }
 
-// StartItems is StartItem for many items in one statement. It returns the
-// items it started, by id; the others are gone, final or in a paused or
-// canceled batch.
+// StartItems moves the items of runs to running for those runs, in one
+// statement, and returns the rows it started, by id: it is the image
+// workers' read and start at once. An item that is gone or final, or whose
+// batch is paused or canceled, is left as it is and not returned; the
+// worker then reads the item and its batch to find out which. A started
+// item's last error is cleared, and its attempt count only ever rises (a
+// late, re-delivered run leaves it).
 func (db *DB) StartItems(ctx context.Context, q Querier, runs []ItemRun) (map[int64]Item, error) {
-	if len(runs) == 0 {
-		return nil, nil
-	}
-	if err := checkGroupSize("start items", len(runs)); err != nil {
+	rows, err := db.moveRuns(ctx, q, "start items", ItemRunning, runs,
+		`AND EXISTS (SELECT 1 FROM batches b WHERE b.id = items.batch_id AND b.status NOT IN (?, ?))`,
+		[]any{string(BatchPaused), string(BatchCanceled)}, itemColumns)
+	if err != nil || rows == nil {
 		return nil, err
-	}
-	values, vargs := runValues(runs)
-	args := append([]any{string(ItemRunning), db.timeArg(db.timestamp())}, vargs...)
-	args = append(args, string(ItemPending), string(ItemRunning), string(BatchPaused), string(BatchCanceled))
-	rows, err := q.QueryContext(ctx, db.q(`UPDATE items SET status = ?, error = '', error_class = '',
-		attempts = CASE WHEN v.column2 > items.attempts THEN v.column2 ELSE items.attempts END, updated_at = ?
-		FROM `+values+`
-		WHERE items.id = v.column1 AND items.status IN (?, ?)
-			AND EXISTS (SELECT 1 FROM batches b WHERE b.id = items.batch_id AND b.status NOT IN (?, ?))
-		RETURNING `+itemColumns), args...)
-	if err != nil {
-		return nil, fmt.Errorf("start items: %w", err)
 	}
 	items, err := collect(rows, scanItem, "start items")
 	if err != nil {
@@ -89,22 +82,9 @@ func (db *DB) StartItems(ctx context.Context, q Querier, runs []ItemRun) (map[in
 // returns the ids it changed. An item finished meanwhile (by another run of
 // its job, or a cancel) is left as it is.
 func (db *DB) SucceedItems(ctx context.Context, q Querier, runs []ItemRun) (map[int64]bool, error) {
-	if len(runs) == 0 {
-		return nil, nil
-	}
-	if err := checkGroupSize("succeed items", len(runs)); err != nil {
+	rows, err := db.moveRuns(ctx, q, "succeed items", ItemSucceeded, runs, "", nil, "items.id")
+	if err != nil || rows == nil {
 		return nil, err
-	}
-	values, vargs := runValues(runs)
-	args := append([]any{string(ItemSucceeded), db.timeArg(db.timestamp())}, vargs...)
-	args = append(args, string(ItemPending), string(ItemRunning))
-	rows, err := q.QueryContext(ctx, db.q(`UPDATE items SET status = ?, error = '', error_class = '',
-		attempts = CASE WHEN v.column2 > items.attempts THEN v.column2 ELSE items.attempts END, updated_at = ?
-		FROM `+values+`
-		WHERE items.id = v.column1 AND items.status IN (?, ?)
-		RETURNING items.id`), args...)
-	if err != nil {
-		return nil, fmt.Errorf("succeed items: %w", err)
 	}
 	ids, err := collect(rows, scanInt64, "succeed items")
 	if err != nil {
@@ -115,6 +95,33 @@ func (db *DB) SucceedItems(ctx context.Context, q Querier, runs []ItemRun) (map[
 		out[id] = true
 	}
 	return out, nil
+}
+
+// moveRuns moves the still pending or running items of runs to status in
+// one UPDATE, clearing their error and raising each one's attempt count to
+// its run's, where the item also matches the extra condition where (with
+// its arguments), and returns the rows' returning columns. It returns nil
+// rows for no runs.
+func (db *DB) moveRuns(ctx context.Context, q Querier, what string, status ItemStatus, runs []ItemRun,
+	where string, whereArgs []any, returning string) (*sql.Rows, error) {
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	if err := checkGroupSize(what, len(runs)); err != nil {
+		return nil, err
+	}
+	values, vargs := runValues(runs)
+	args := append([]any{string(status), db.timeArg(db.timestamp())}, vargs...)
+	args = append(append(args, string(ItemPending), string(ItemRunning)), whereArgs...)
+	rows, err := q.QueryContext(ctx, db.q(`UPDATE items SET status = ?, error = '', error_class = '',
+		attempts = CASE WHEN v.column2 > items.attempts THEN v.column2 ELSE items.attempts END, updated_at = ?
+		FROM `+values+`
+		WHERE items.id = v.column1 AND items.status IN (?, ?) `+where+`
+		RETURNING `+returning), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return rows, nil
 }
 
 // ImageRef is where InsertImages put one image: the stored row's id, and

@@ -304,26 +304,3 @@ func (db *DB) countItems(ctx context.Context, q Querier, where string, args ...a
 	}
 	return out, nil
 }
-
-// StartItem moves item id to running for its attempt-th run and returns
-// the row, in one statement: it is the image worker's read and start at
-// once. It reports false, changing nothing, when the item is gone or final
-// or its batch is paused or canceled; the caller then reads the item and
-// the batch to find out which. The item's last error is cleared, and its
-// attempt count only ever rises (a late, re-delivered run leaves it).
-func (db *DB) StartItem(ctx context.Context, q Querier, id, attempt int64) (Item, bool, error) {
-	it, err := scanItem(q.QueryRowContext(ctx, db.q(`UPDATE items SET status = ?, error = '', error_class = '',
-		attempts = CASE WHEN ? > attempts THEN ? ELSE attempts END, updated_at = ?
-		WHERE id = ? AND status IN (?, ?)
-			AND EXISTS (SELECT 1 FROM batches b WHERE b.id = items.batch_id AND b.status NOT IN (?, ?))
-		RETURNING `+itemColumns),
-		string(ItemRunning), attempt, attempt, db.timeArg(db.timestamp()), id,
-		string(ItemPending), string(ItemRunning), string(BatchPaused), string(BatchCanceled)))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Item{}, false, nil
-	}
-	if err != nil {
-		return Item{}, false, fmt.Errorf("start item %d: %w", id, err)
-	}
-	return it, true, nil
-}

@@ -225,7 +225,7 @@ func TestRecountBatch(t *testing.T) {
 	}
 }
 
-func TestStartItem(t *testing.T) {
+func TestStartItems(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := t.Context()
@@ -273,10 +273,11 @@ func TestStartItem(t *testing.T) {
 	}
 	for _, s := range steps {
 		s.before()
-		it, started, err := db.StartItem(ctx, w, s.id, s.attempt)
+		got1, err := db.StartItems(ctx, w, []store.ItemRun{{ID: s.id, Attempt: s.attempt}})
 		if err != nil {
-			t.Fatalf("%s: StartItem: %v", s.name, err)
+			t.Fatalf("%s: StartItems: %v", s.name, err)
 		}
+		it, started := got1[s.id]
 		got, err := db.GetItemByID(ctx, w, id)
 		if err != nil {
 			t.Fatalf("GetItemByID: %v", err)
