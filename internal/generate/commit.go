@@ -65,8 +65,9 @@ type record struct {
 	start   *startRecord
 	success *successRecord
 
-	// batchDone reports, for a success, that its batch had no pending or
-	// running item left once the group committed.
+	// batchDone reports, for one success per batch and group, that the
+	// batch had no pending or running item left once the group committed:
+	// that record's job settles the batch (see checkDone).
 	batchDone bool
 	err       error
 	done      chan bool // true: the receiver leads the next group
@@ -246,12 +247,10 @@ func (c *committer) applyStarts(ctx context.Context, tx *sql.Tx, starts []*start
 			ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: s.gen, JobAttempt: s.run.Attempt,
 			Status: store.AttemptRunning,
 		})
-		if !slices.Contains(batches, it.BatchID) {
-			batches = append(batches, it.BatchID)
-		}
+		batches = append(batches, it.BatchID)
 	}
 	slices.Sort(batches)
-	return batches, nil
+	return slices.Compact(batches), nil
 }
 
 // applySuccesses records the images of successes whose items were still
@@ -299,26 +298,27 @@ func (c *committer) applySuccesses(ctx context.Context, tx *sql.Tx, successes []
 	return c.db.AddEntries(ctx, tx, entries)
 }
 
-// checkDone sets batchDone on the committed successes whose batch has no
-// pending or running item left. It looks after the commit, not inside the
-// transaction: of the last items of a batch, committed by different groups
-// (or processes) at once, the group that commits last then always sees the
-// others, so at least one record learns that the batch is done.
+// checkDone sets batchDone on one committed success of each batch that
+// has no pending or running item left: settling a batch recounts all its
+// items, so one record settles it, not every record of the group's last
+// batch. It looks after the commit, not inside the transaction: of the
+// last items of a batch, committed by different groups (or processes) at
+// once, the group that commits last then always sees the others, so at
+// least one record learns that the batch is done.
 func (c *committer) checkDone(ctx context.Context, group []*record) {
-	done := map[int64]bool{}
+	checked := map[int64]bool{}
 	for _, r := range group {
 		if r.err != nil || r.success == nil || r.success.final {
 			continue
 		}
 		id := r.success.item.BatchID
-		d, seen := done[id]
-		if !seen {
-			left, err := c.db.BatchHasUnfinished(ctx, c.db.Reader(), id)
-			// On a failed read, say done: settling is idempotent and
-			// checks again under the batch's lock.
-			d = err != nil || !left
-			done[id] = d
+		if checked[id] {
+			continue
 		}
-		r.batchDone = d
+		checked[id] = true
+		left, err := c.db.BatchHasUnfinished(ctx, c.db.Reader(), id)
+		// On a failed read, say done: settling is idempotent and checks
+		// again under the batch's lock.
+		r.batchDone = err != nil || !left
 	}
 }
