@@ -183,14 +183,14 @@ func (s *sweep) removeIfOld(ctx context.Context, key string) (size int64, remove
 // "ab/cd/<sha256>.<ext>".
 func isImageKey(key string) bool {
 	sum, ext, ok := strings.Cut(path.Base(key), ".")
-	if !ok {
+	k := blob.KeyFor(sum, ext)
+	if !ok || k == "" {
 		return false
 	}
-	k := blob.KeyFor(sum, ext)
-	if k == "" || k != sum[0:2]+"/"+path.Base(key) {
-		return false // not a content hash, or not in lower case
-	}
-	return key == k || key == sum[0:2]+"/"+sum[2:4]+"/"+path.Base(key)
+	// Both shapes are built from KeyFor's own (lower-case) name, so a key
+	// in another case never matches.
+	name := k[3:] // "<sha256>.<ext>"
+	return key == k || key == name[0:2]+"/"+name[2:4]+"/"+name
 }
 
 // Run calls Sweep once shortly after it starts (after a minute, or after
