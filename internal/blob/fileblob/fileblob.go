@@ -28,8 +28,9 @@ type Store struct {
 	root *os.Root
 	// dirs holds the folders known to exist. MkdirAll through an os.Root
 	// opens every path component on each call, which made it the largest
-	// part of a Put in `bulkgen bench serve`; the two-level key folders
-	// number at most 65,792, so remembering them is cheap.
+	// part of a Put in `bulkgen bench serve`; key folders number 256 (and
+	// at most 65,536 more of the earlier two-level layout), so remembering
+	// them is cheap.
 	dirs sync.Map // string → struct{}
 }
 
