@@ -50,27 +50,38 @@ func scanAttempt(row interface{ Scan(...any) error }) (Attempt, error) {
 // call first recorded as running and then finished, or a job that ran
 // twice), and returns the stored row. started_at keeps its first value.
 func (db *DB) RecordAttempt(ctx context.Context, q Querier, a Attempt) (Attempt, error) {
-	if a.Generation == 0 {
-		a.Generation = 1
-	}
-	if a.StartedAt.IsZero() {
-		a.StartedAt = db.timestamp()
-	}
-	out, err := scanAttempt(q.QueryRowContext(ctx, db.q(`INSERT INTO attempts
-		(item_id, workspace_id, generation, job_attempt, status, error_class, error, latency_ms, request_id,
-		 started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (item_id, generation, job_attempt) DO UPDATE SET
-			status = excluded.status, error_class = excluded.error_class, error = excluded.error,
-			latency_ms = excluded.latency_ms, request_id = excluded.request_id,
-			finished_at = excluded.finished_at
-		RETURNING `+attemptColumns),
-		a.ItemID, a.WorkspaceID, a.Generation, a.JobAttempt, string(a.Status), a.ErrorClass, a.Error,
-		a.LatencyMS, a.RequestID, db.timeArg(a.StartedAt), db.timeArg(a.FinishedAt)))
+	args := db.attemptArgs(&a, db.timestamp())
+	out, err := scanAttempt(q.QueryRowContext(ctx, db.q(insertRows("attempts", attemptInsertColumns, 1,
+		attemptUpsert+` RETURNING `+attemptColumns)), args...))
 	if err != nil {
 		return Attempt{}, fmt.Errorf("record attempt %d of item %d: %w", a.JobAttempt, a.ItemID, err)
 	}
 	return out, nil
+}
+
+// attemptInsertColumns are the columns an attempt insert writes, in the
+// order of attemptArgs; attemptUpsert makes the insert of an attempt that
+// exists (same item, generation and job attempt) update it, keeping its
+// first started_at.
+const (
+	attemptInsertColumns = `item_id, workspace_id, generation, job_attempt, status, error_class, error, latency_ms,
+		request_id, started_at, finished_at`
+	attemptUpsert = `ON CONFLICT (item_id, generation, job_attempt) DO UPDATE SET
+		status = excluded.status, error_class = excluded.error_class, error = excluded.error,
+		latency_ms = excluded.latency_ms, request_id = excluded.request_id, finished_at = excluded.finished_at`
+)
+
+// attemptArgs applies a's defaults in place (Generation 0 means 1, a zero
+// StartedAt means now) and returns its attemptInsertColumns values.
+func (db *DB) attemptArgs(a *Attempt, now time.Time) []any {
+	if a.Generation == 0 {
+		a.Generation = 1
+	}
+	if a.StartedAt.IsZero() {
+		a.StartedAt = now
+	}
+	return []any{a.ItemID, a.WorkspaceID, a.Generation, a.JobAttempt, string(a.Status), a.ErrorClass, a.Error,
+		a.LatencyMS, a.RequestID, db.timeArg(a.StartedAt), db.timeArg(a.FinishedAt)}
 }
 
 // ListAttempts returns a page of the workspace's attempts for one item in id

@@ -142,19 +142,14 @@ func (db *DB) InsertImages(ctx context.Context, q Querier, ims []Image) ([]Image
 		return nil, err
 	}
 	type key struct{ item, gen int64 }
-	var sb strings.Builder
-	sb.WriteString(`INSERT INTO images (` + imageInsertColumns + `) VALUES `)
 	args := make([]any, 0, 20*len(ims))
 	now := db.timeArg(db.timestamp())
 	for i := range ims {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(" + imageInsertRow + ")")
 		args = append(args, imageInsertArgs(&ims[i], now)...)
 	}
-	sb.WriteString(` ON CONFLICT (item_id, generation) DO NOTHING RETURNING id, item_id, generation`)
-	rows, err := q.QueryContext(ctx, db.q(sb.String()), args...)
+	query := insertRows("images", imageInsertColumns, len(ims),
+		`ON CONFLICT (item_id, generation) DO NOTHING RETURNING id, item_id, generation`)
+	rows, err := q.QueryContext(ctx, db.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("insert images: %w", err)
 	}
@@ -204,24 +199,16 @@ func (db *DB) AddEntries(ctx context.Context, q Querier, es []LedgerEntry) error
 	if err := checkGroupSize("add ledger entries", len(es)); err != nil {
 		return err
 	}
-	var sb strings.Builder
-	sb.WriteString(`INSERT INTO ledger_entries
-		(workspace_id, kind, amount, batch_id, item_id, image_id, attempt, idem_key, note, created_at) VALUES `)
 	args := make([]any, 0, 10*len(es))
 	now := db.timeArg(db.timestamp())
 	for i, e := range es {
 		if e.IdemKey == "" {
 			return fmt.Errorf("add ledger entries: entry %d has no idempotency key", i)
 		}
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, e.WorkspaceID, string(e.Kind), e.Amount, nullInt64(e.BatchID), nullInt64(e.ItemID),
-			nullInt64(e.ImageID), e.Attempt, e.IdemKey, e.Note, now)
+		args = append(args, ledgerArgs(e, now)...)
 	}
-	sb.WriteString(` ON CONFLICT (idem_key) DO NOTHING`)
-	if _, err := q.ExecContext(ctx, db.q(sb.String()), args...); err != nil {
+	query := insertRows("ledger_entries", ledgerInsertColumns, len(es), `ON CONFLICT (idem_key) DO NOTHING`)
+	if _, err := q.ExecContext(ctx, db.q(query), args...); err != nil {
 		return fmt.Errorf("add ledger entries: %w", err)
 	}
 	return nil
@@ -245,32 +232,19 @@ func (db *DB) RecordAttempts(ctx context.Context, q Querier, as []Attempt) error
 		}
 		last[key{as[i].ItemID, as[i].Generation, as[i].JobAttempt}] = i
 	}
-	var sb strings.Builder
-	sb.WriteString(`INSERT INTO attempts
-		(item_id, workspace_id, generation, job_attempt, status, error_class, error, latency_ms, request_id,
-		 started_at, finished_at) VALUES `)
 	args := make([]any, 0, 11*len(as))
 	now := db.timestamp()
 	n := 0
-	for i, a := range as {
-		if last[key{a.ItemID, a.Generation, a.JobAttempt}] != i {
+	for i := range as {
+		if last[key{as[i].ItemID, as[i].Generation, as[i].JobAttempt}] != i {
 			continue
 		}
-		if a.StartedAt.IsZero() {
-			a.StartedAt = now
-		}
-		if n > 0 {
-			sb.WriteString(", ")
-		}
 		n++
-		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, a.ItemID, a.WorkspaceID, a.Generation, a.JobAttempt, string(a.Status), a.ErrorClass,
-			a.Error, a.LatencyMS, a.RequestID, db.timeArg(a.StartedAt), db.timeArg(a.FinishedAt))
+		a := as[i] // the caller's StartedAt stays as given
+		args = append(args, db.attemptArgs(&a, now)...)
 	}
-	sb.WriteString(` ON CONFLICT (item_id, generation, job_attempt) DO UPDATE SET
-		status = excluded.status, error_class = excluded.error_class, error = excluded.error,
-		latency_ms = excluded.latency_ms, request_id = excluded.request_id, finished_at = excluded.finished_at`)
-	if _, err := q.ExecContext(ctx, db.q(sb.String()), args...); err != nil {
+	query := insertRows("attempts", attemptInsertColumns, n, attemptUpsert)
+	if _, err := q.ExecContext(ctx, db.q(query), args...); err != nil {
 		return fmt.Errorf("record attempts: %w", err)
 	}
 	return nil

@@ -52,12 +52,9 @@ const imageColumns = `id, item_id, batch_id, workspace_id, generation, parent_id
 	width, height, format, seed, provider, model, request_id, cost, latency_ms, review, is_preview, created_at`
 
 // imageInsertColumns are the columns an image insert writes, in the order
-// of imageInsertArgs; imageInsertRow is one row of placeholders for them.
-const (
-	imageInsertColumns = `item_id, batch_id, workspace_id, generation, parent_id, blob_key, sha256, bytes, width,
-		height, format, seed, provider, model, request_id, cost, latency_ms, review, is_preview, created_at`
-	imageInsertRow = `?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?`
-)
+// of imageInsertArgs.
+const imageInsertColumns = `item_id, batch_id, workspace_id, generation, parent_id, blob_key, sha256, bytes, width,
+	height, format, seed, provider, model, request_id, cost, latency_ms, review, is_preview, created_at`
 
 // imageInsertArgs applies im's defaults in place (Generation 0 means 1, an
 // empty Review means ReviewNone) and returns its imageInsertColumns values.
@@ -93,10 +90,8 @@ func scanImage(row interface{ Scan(...any) error }) (Image, error) {
 // run gets the first run's row back. ID and CreatedAt are set by the store;
 // Generation 0 means 1 and an empty Review means ReviewNone.
 func (db *DB) InsertImage(ctx context.Context, q Querier, im Image) (out Image, created bool, err error) {
-	out, err = scanImage(q.QueryRowContext(ctx, db.q(`INSERT INTO images (`+imageInsertColumns+`)
-		VALUES (`+imageInsertRow+`)
-		ON CONFLICT (item_id, generation) DO NOTHING
-		RETURNING `+imageColumns),
+	out, err = scanImage(q.QueryRowContext(ctx, db.q(insertRows("images", imageInsertColumns, 1,
+		`ON CONFLICT (item_id, generation) DO NOTHING RETURNING `+imageColumns)),
 		imageInsertArgs(&im, db.timeArg(db.timestamp()))...))
 	if err == nil {
 		return out, true, nil

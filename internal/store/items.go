@@ -117,9 +117,6 @@ type itemKey struct {
 }
 
 func (db *DB) insertItemChunk(ctx context.Context, q Querier, chunk []Item, now time.Time) error {
-	var sb strings.Builder
-	sb.WriteString(`INSERT INTO items (` + itemInsertColumns + `) VALUES `)
-	row := "(?" + strings.Repeat(", ?", itemInsertColumnCount-1) + ")"
 	args := make([]any, 0, len(chunk)*itemInsertColumnCount)
 	byKey := make(map[itemKey]int, len(chunk))
 	for i := range chunk {
@@ -128,10 +125,6 @@ func (db *DB) insertItemChunk(ctx context.Context, q Querier, chunk []Item, now 
 			it.Status = ItemPending
 		}
 		it.CreatedAt, it.UpdatedAt = now, now
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(row)
 		args = append(args, db.itemArgs(it)...)
 		key := itemKey{it.BatchID, it.Name}
 		if _, dup := byKey[key]; dup {
@@ -141,8 +134,8 @@ func (db *DB) insertItemChunk(ctx context.Context, q Querier, chunk []Item, now 
 	}
 	// RETURNING gives no promise about row order, so ids are matched back
 	// through the (batch_id, name) key the table keeps unique.
-	sb.WriteString(` RETURNING id, batch_id, name`)
-	rows, err := q.QueryContext(ctx, db.q(sb.String()), args...)
+	query := insertRows("items", itemInsertColumns, len(chunk), `RETURNING id, batch_id, name`)
+	rows, err := q.QueryContext(ctx, db.q(query), args...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("insert items: %w", ErrConflict)
 	}

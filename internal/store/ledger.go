@@ -41,6 +41,15 @@ type LedgerEntry struct {
 
 const ledgerColumns = `id, workspace_id, kind, amount, batch_id, item_id, image_id, attempt, idem_key, note, created_at`
 
+// ledgerInsertColumns are the columns an entry insert writes, in the order
+// of ledgerArgs.
+const ledgerInsertColumns = `workspace_id, kind, amount, batch_id, item_id, image_id, attempt, idem_key, note, created_at`
+
+func ledgerArgs(e LedgerEntry, createdAt any) []any {
+	return []any{e.WorkspaceID, string(e.Kind), e.Amount, nullInt64(e.BatchID), nullInt64(e.ItemID),
+		nullInt64(e.ImageID), e.Attempt, e.IdemKey, e.Note, createdAt}
+}
+
 func scanLedgerEntry(row interface{ Scan(...any) error }) (LedgerEntry, error) {
 	var e LedgerEntry
 	err := row.Scan(&e.ID, &e.WorkspaceID, &e.Kind, &e.Amount, intCol{&e.BatchID}, intCol{&e.ItemID},
@@ -57,13 +66,8 @@ func (db *DB) AddEntry(ctx context.Context, q Querier, e LedgerEntry) (out Ledge
 	if e.IdemKey == "" {
 		return LedgerEntry{}, false, errors.New("add ledger entry: empty idempotency key")
 	}
-	out, err = scanLedgerEntry(q.QueryRowContext(ctx, db.q(`INSERT INTO ledger_entries
-		(workspace_id, kind, amount, batch_id, item_id, image_id, attempt, idem_key, note, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (idem_key) DO NOTHING
-		RETURNING `+ledgerColumns),
-		e.WorkspaceID, string(e.Kind), e.Amount, nullInt64(e.BatchID), nullInt64(e.ItemID), nullInt64(e.ImageID),
-		e.Attempt, e.IdemKey, e.Note, db.timeArg(db.timestamp())))
+	out, err = scanLedgerEntry(q.QueryRowContext(ctx, db.q(insertRows("ledger_entries", ledgerInsertColumns, 1,
+		`ON CONFLICT (idem_key) DO NOTHING RETURNING `+ledgerColumns)), ledgerArgs(e, db.timeArg(db.timestamp()))...))
 	if err == nil {
 		return out, true, nil
 	}

@@ -317,6 +317,23 @@ func placeholders(n int) string {
 	return "?" + strings.Repeat(", ?", n-1)
 }
 
+// insertRows is "INSERT INTO table (columns) VALUES (?, …), … suffix" with
+// rows rows of placeholders, one per column.
+func insertRows(table, columns string, rows int, suffix string) string {
+	row := "(" + placeholders(strings.Count(columns, ",")+1) + ")"
+	var sb strings.Builder
+	sb.Grow(len(table) + len(columns) + rows*(len(row)+2) + len(suffix) + 32)
+	sb.WriteString("INSERT INTO " + table + " (" + columns + ") VALUES ")
+	for i := range rows {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(row)
+	}
+	sb.WriteString(" " + suffix)
+	return sb.String()
+}
+
 // notFound maps sql.ErrNoRows onto ErrNotFound and leaves other errors.
 func notFound(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
