@@ -177,10 +177,42 @@ func TestInvalidRequests(t *testing.T) {
 
 func TestNewRejectsBadConfig(t *testing.T) {
 	t.Parallel()
-	for _, cfg := range []Config{{FailureRate: 1.5}, {FailureRate: -0.1}, {Latency: -time.Second}, {Jitter: time.Hour}} {
+	for _, cfg := range []Config{{FailureRate: 1.5}, {FailureRate: -0.1}, {Latency: -time.Second}, {Jitter: time.Hour}, {MaxRenders: -1}} {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
 		}
+	}
+}
+
+// TestRenderSlots: an image is drawn only in a free render slot. With the
+// engine's one slot taken, a call waits for it (and gives up, retryable,
+// when its context ends); once freed, calls draw again.
+func TestRenderSlots(t *testing.T) {
+	t.Parallel()
+	if DefaultRenders() < 1 {
+		t.Fatalf("DefaultRenders() = %d, want at least 1", DefaultRenders())
+	}
+	e := newEngine(t, Config{MaxRenders: 1})
+	if cap(e.renders) != 1 {
+		t.Fatalf("%d render slots, want 1", cap(e.renders))
+	}
+	req := provider.Request{Prompt: "p", Width: 8, Height: 8}
+	e.renders <- struct{}{} // another call is drawing
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := e.Generate(ctx, req)
+	if !errors.Is(err, context.DeadlineExceeded) || provider.ClassOf(err) != provider.Retryable {
+		t.Fatalf("Generate with no free slot = %v (class %s), want a retryable deadline error", err, provider.ClassOf(err))
+	}
+	<-e.renders
+	if _, err := e.Generate(t.Context(), req); err != nil {
+		t.Fatalf("Generate with the slot free: %v", err)
+	}
+	if len(e.renders) != 0 {
+		t.Errorf("%d slots still taken after the call, want 0", len(e.renders))
+	}
+	if def := newEngine(t, Config{}); cap(def.renders) != DefaultRenders() {
+		t.Errorf("default engine has %d slots, want %d", cap(def.renders), DefaultRenders())
 	}
 }
 
