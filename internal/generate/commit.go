@@ -2,12 +2,12 @@ package generate
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
+	"bulkgen/internal/provider"
 	"bulkgen/internal/store"
 )
 
@@ -123,8 +123,13 @@ func (c *committer) do(r *record) error {
 	if c.beforeGroup != nil {
 		c.beforeGroup(len(group))
 	}
-	c.writeGroup(group)
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	c.writeGroup(ctx, group)
 
+	// The next group starts before this one's batches are checked: the
+	// check reads outside the transaction, and the groups are the
+	// bottleneck.
 	c.mu.Lock()
 	if len(c.waiting) > 0 {
 		next := c.waiting[0]
@@ -134,6 +139,7 @@ func (c *committer) do(r *record) error {
 		c.leading = false
 		c.mu.Unlock()
 	}
+	c.checkDone(ctx, group)
 	for _, g := range group {
 		if g != r {
 			g.done <- false
@@ -144,9 +150,7 @@ func (c *committer) do(r *record) error {
 
 // writeGroup writes group in one transaction, or, when that fails, each
 // record in its own.
-func (c *committer) writeGroup(group []*record) {
-	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
-	defer cancel()
+func (c *committer) writeGroup(ctx context.Context, group []*record) {
 	// A panic here (a bug) must not leave the other jobs of the group, and
 	// every later one, waiting for a leader that is gone: it becomes every
 	// record's error, which River records on each job and retries.
@@ -157,21 +161,23 @@ func (c *committer) writeGroup(group []*record) {
 			}
 		}
 	}()
-	err := c.db.Tx(ctx, func(tx *sql.Tx) error { return c.apply(ctx, tx, group) })
+	err := c.db.Pipelined(ctx, func(p *store.Pipeline) error { return c.apply(p, group) })
 	if err == nil || len(group) == 1 {
 		for _, r := range group {
 			r.err = err
 		}
 	} else {
 		for _, r := range group {
-			r.err = c.db.Tx(ctx, func(tx *sql.Tx) error { return c.apply(ctx, tx, []*record{r}) })
+			r.err = c.db.Pipelined(ctx, func(p *store.Pipeline) error { return c.apply(p, []*record{r}) })
 		}
 	}
-	c.checkDone(ctx, group)
 }
 
-// apply writes group's records with one statement per kind of row.
-func (c *committer) apply(ctx context.Context, tx *sql.Tx, group []*record) error {
+// apply writes group's records with one statement per kind of row, in
+// rounds (store.Pipeline): the items' moves, whose outcome decides the
+// rest; the attempts, batch starts and images; the charges, which name
+// the images' ids, with the commit. A group without images needs two.
+func (c *committer) apply(p *store.Pipeline, group []*record) error {
 	var starts []*startRecord
 	var successes []*successRecord
 	for _, r := range group {
@@ -192,97 +198,42 @@ func (c *committer) apply(ctx context.Context, tx *sql.Tx, group []*record) erro
 		locks = append(locks, s.item.BatchID)
 	}
 	slices.Sort(locks)
-	for _, id := range slices.Compact(locks) {
-		if err := c.db.ShareLockBatch(ctx, tx, id); err != nil {
-			return err
-		}
+	c.db.ShareLockBatches(p, slices.Compact(locks))
+
+	started := map[int64]store.Item{}
+	if err := c.db.StartItems(p, runsOf(starts, func(s *startRecord) store.ItemRun { return s.run }), started); err != nil {
+		return err
+	}
+	changed := map[int64]bool{}
+	if err := c.db.SucceedItems(p, runsOf(successes, func(s *successRecord) store.ItemRun { return s.run }), changed); err != nil {
+		return err
+	}
+	if err := p.Flush(); err != nil {
+		return err
 	}
 
-	var attempts []store.Attempt
-	started, err := c.applyStarts(ctx, tx, starts, &attempts)
+	attempts := c.applyStarts(p, starts, started)
+	owners, ims, refs, err := c.insertImages(p, successes, changed)
 	if err != nil {
 		return err
 	}
-	if err := c.applySuccesses(ctx, tx, successes, &attempts); err != nil {
+	for _, s := range owners {
+		attempts = append(attempts, s.attempt)
+	}
+	if err := c.db.RecordAttempts(p, attempts); err != nil {
 		return err
 	}
-	if err := c.db.RecordAttempts(ctx, tx, attempts); err != nil {
+	if len(owners) == 0 {
+		return nil // the commit goes with this round
+	}
+	if err := p.Flush(); err != nil {
 		return err
 	}
-	for _, id := range started {
-		if err := c.db.StartBatch(ctx, tx, id); err != nil {
-			return err
-		}
+	c.db.ExistingImages(p, ims, refs) // the rare case: a run recorded before this one
+	if err := p.Flush(); err != nil {
+		return err
 	}
-	return nil
-}
 
-// applyStarts starts the items of starts, adds their running attempts to
-// attempts, and returns the batches of the started items, each once.
-func (c *committer) applyStarts(ctx context.Context, tx *sql.Tx, starts []*startRecord, attempts *[]store.Attempt) ([]int64, error) {
-	if len(starts) == 0 {
-		return nil, nil
-	}
-	runs := make([]store.ItemRun, len(starts))
-	for i, s := range starts {
-		runs[i] = s.run
-	}
-	items, err := c.db.StartItems(ctx, tx, runs)
-	if err != nil {
-		return nil, err
-	}
-	var batches []int64
-	for _, s := range starts {
-		it, ok := items[s.run.ID]
-		if !ok {
-			continue
-		}
-		s.item, s.started = it, true
-		if s.run.Attempt > 1 {
-			if err := closeInterruptedAttempts(ctx, c.db, tx, it, s.gen, s.run.Attempt); err != nil {
-				return nil, err
-			}
-		}
-		*attempts = append(*attempts, store.Attempt{
-			ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: s.gen, JobAttempt: s.run.Attempt,
-			Status: store.AttemptRunning,
-		})
-		batches = append(batches, it.BatchID)
-	}
-	slices.Sort(batches)
-	return slices.Compact(batches), nil
-}
-
-// applySuccesses records the images of successes whose items were still
-// unfinished, with their charges, and adds their attempts to attempts.
-func (c *committer) applySuccesses(ctx context.Context, tx *sql.Tx, successes []*successRecord, attempts *[]store.Attempt) error {
-	if len(successes) == 0 {
-		return nil
-	}
-	runs := make([]store.ItemRun, len(successes))
-	for i, s := range successes {
-		runs[i] = s.run
-	}
-	changed, err := c.db.SucceedItems(ctx, tx, runs)
-	if err != nil {
-		return err
-	}
-	var ims []store.Image
-	var owners []*successRecord
-	for _, s := range successes {
-		if !changed[s.item.ID] {
-			// Another run of this job, or a cancel, finished the item
-			// while this run worked: nothing of this run is wanted.
-			s.final = true
-			continue
-		}
-		ims = append(ims, s.image)
-		owners = append(owners, s)
-	}
-	refs, err := c.db.InsertImages(ctx, tx, ims)
-	if err != nil {
-		return err
-	}
 	entries := make([]store.LedgerEntry, 0, len(owners))
 	for i, s := range owners {
 		s.created = refs[i].Created
@@ -293,9 +244,65 @@ func (c *committer) applySuccesses(ctx context.Context, tx *sql.Tx, successes []
 			IdemKey: fmt.Sprintf("charge:item:%d:gen:%d", it.ID, s.image.Generation),
 			Note:    fmt.Sprintf("image %d (%s)", refs[i].ID, it.Model),
 		})
-		*attempts = append(*attempts, s.attempt)
 	}
-	return c.db.AddEntries(ctx, tx, entries)
+	return c.db.AddEntries(p, entries)
+}
+
+func runsOf[R any](rs []R, run func(R) store.ItemRun) []store.ItemRun {
+	out := make([]store.ItemRun, len(rs))
+	for i, r := range rs {
+		out[i] = run(r)
+	}
+	return out
+}
+
+// applyStarts marks the records of starts whose items started (in
+// started), queues the end of their interrupted earlier attempts and the
+// start of their batches, and returns their running attempts.
+func (c *committer) applyStarts(p *store.Pipeline, starts []*startRecord, started map[int64]store.Item) []store.Attempt {
+	var attempts []store.Attempt
+	var batches []int64
+	for _, s := range starts {
+		it, ok := started[s.run.ID]
+		if !ok {
+			continue
+		}
+		s.item, s.started = it, true
+		if s.run.Attempt > 1 {
+			// An earlier run of this generation still recorded as running
+			// died mid-call (River rescued the job): it will never finish.
+			c.db.FailInterruptedAttempts(p, it.ID, s.gen, s.run.Attempt, string(provider.Retryable),
+				"interrupted: the process stopped during the call")
+		}
+		attempts = append(attempts, store.Attempt{
+			ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: s.gen, JobAttempt: s.run.Attempt,
+			Status: store.AttemptRunning,
+		})
+		batches = append(batches, it.BatchID)
+	}
+	slices.Sort(batches)
+	for _, id := range slices.Compact(batches) {
+		c.db.StartBatch(p, id)
+	}
+	return attempts
+}
+
+// insertImages marks the records of successes whose items another run or
+// a cancel finished meanwhile (not in changed) as final, and queues the
+// images of the others, which it returns (owners) with their images and
+// the refs the round fills in.
+func (c *committer) insertImages(p *store.Pipeline, successes []*successRecord, changed map[int64]bool) (owners []*successRecord, ims []store.Image, refs []store.ImageRef, err error) {
+	for _, s := range successes {
+		if !changed[s.item.ID] {
+			// Nothing of this run is wanted.
+			s.final = true
+			continue
+		}
+		ims = append(ims, s.image)
+		owners = append(owners, s)
+	}
+	refs = make([]store.ImageRef, len(ims))
+	return owners, ims, refs, c.db.InsertImages(p, ims, refs)
 }
 
 // checkDone sets batchDone on one committed success of each batch that

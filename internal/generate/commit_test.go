@@ -177,7 +177,7 @@ func TestCommitterIsolatesBadRecord(t *testing.T) {
 	good1, bad, good2 := successFor(f.items[0]), successFor(f.items[1]), successFor(f.items[2])
 	bad.image.BatchID = f.batch.ID + 1000 // no such batch: the image's foreign key fails
 	group := []*record{{success: good1}, {success: bad}, {success: good2}}
-	c.writeGroup(group)
+	c.writeGroup(ctx, group)
 	for i, r := range group {
 		wantErr := i == 1
 		if (r.err != nil) != wantErr {

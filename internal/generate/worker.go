@@ -213,27 +213,6 @@ func (w *ImageWorker) notStarted(ctx context.Context, log *slog.Logger, job *riv
 	return river.JobSnooze(time.Second)
 }
 
-// closeInterruptedAttempts marks as failed the earlier attempts of this
-// generation still recorded as running: their process died mid-call (River
-// rescued the job), so they will never finish on their own.
-func closeInterruptedAttempts(ctx context.Context, db *store.DB, tx *sql.Tx, it store.Item, gen, attempt int64) error {
-	as, err := db.ListAttempts(ctx, tx, it.WorkspaceID, it.ID, 0, 1000)
-	if err != nil {
-		return err
-	}
-	for _, a := range as {
-		if a.Generation != gen || a.Status != store.AttemptRunning || a.JobAttempt >= attempt {
-			continue
-		}
-		a.Status, a.ErrorClass = store.AttemptFailed, string(provider.Retryable)
-		a.Error, a.FinishedAt = "interrupted: the process stopped during the call", time.Now()
-		if _, err := db.RecordAttempt(ctx, tx, a); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // succeed stores the image file and then records the image, the item's
 // success, the charge and the attempt in a shared transaction
 // (committer). A file whose record never commits (the process died in

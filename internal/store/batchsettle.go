@@ -23,23 +23,44 @@ func (db *DB) ShareLockBatch(ctx context.Context, q Querier, id int64) error {
 		return nil
 	}
 	var got int64
-	if err := q.QueryRowContext(ctx, db.q(`SELECT id FROM batches WHERE id = ? FOR SHARE`), id).Scan(&got); err != nil {
+	if err := q.QueryRowContext(ctx, db.q(shareLockBatchSQL), id).Scan(&got); err != nil {
 		return fmt.Errorf("share-lock batch %d: %w", id, notFound(err))
 	}
 	return nil
+}
+
+const shareLockBatchSQL = `SELECT id FROM batches WHERE id = ? FOR SHARE`
+
+// ShareLockBatches queues ShareLockBatch for each of ids, which must be
+// in ascending order so that two transactions cannot take the same locks
+// in opposite orders.
+func (db *DB) ShareLockBatches(p *Pipeline, ids []int64) {
+	if db.dialect != Postgres {
+		return
+	}
+	for _, id := range ids {
+		p.Queue(shareLockBatchSQL, []any{id}, func(r Rows) error {
+			if !r.Next() {
+				if err := r.Err(); err != nil {
+					return err
+				}
+				return fmt.Errorf("share-lock batch %d: %w", id, ErrNotFound)
+			}
+			return nil
+		})
+	}
 }
 
 // StartBatch moves batch id from queued to running, stamping started_at,
 // and does nothing in any other status: it is the first image job's
 // "the batch has started" without a read of the batch first, and once the
 // batch runs it matches no row, so it takes no lock.
-func (db *DB) StartBatch(ctx context.Context, q Querier, id int64) error {
-	now := db.timeArg(db.timestamp())
-	if _, err := q.ExecContext(ctx, db.q(`UPDATE batches SET status = ?, started_at = COALESCE(started_at, ?)
-		WHERE id = ? AND status = ?`), string(BatchRunning), now, id, string(BatchQueued)); err != nil {
-		return fmt.Errorf("start batch %d: %w", id, err)
-	}
-	return nil
+//
+// It is queued on p: the image workers start batches in their shared
+// transaction.
+func (db *DB) StartBatch(p *Pipeline, id int64) {
+	p.Queue(`UPDATE batches SET status = ?, started_at = COALESCE(started_at, ?) WHERE id = ? AND status = ?`,
+		[]any{string(BatchRunning), db.timeArg(db.timestamp()), id, string(BatchQueued)}, nil)
 }
 
 // BatchHasUnfinished reports whether any item of batch id is still pending

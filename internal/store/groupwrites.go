@@ -1,8 +1,6 @@
 package store
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 )
@@ -52,76 +50,72 @@ func checkGroupSize(what string, n int) error {
 	return nil
 }
 
-// StartItems moves the items of runs to running for those runs, in one
-// statement, and returns the rows it started, by id: it is the image
-// workers' read and start at once. An item that is gone or final, or whose
-// batch is paused or canceled, is left as it is and not returned; the
-// worker then reads the item and its batch to find out which. A started
-// item's last error is cleared, and its attempt count only ever rises (a
-// late, re-delivered run leaves it).
-func (db *DB) StartItems(ctx context.Context, q Querier, runs []ItemRun) (map[int64]Item, error) {
-	rows, err := db.moveRuns(ctx, q, "start items", ItemRunning, runs,
+// StartItems queues the move of runs' items to running for those runs,
+// one statement: it is the image workers' read and start at once. Once
+// the round is sent, started holds the rows it started, by id. An item
+// that is gone or final, or whose batch is paused or canceled, is left as
+// it is and not added; the worker then reads the item and its batch to
+// find out which. A started item's last error is cleared, and its attempt
+// count only ever rises (a late, re-delivered run leaves it).
+func (db *DB) StartItems(p *Pipeline, runs []ItemRun, started map[int64]Item) error {
+	return db.moveRuns(p, "start items", ItemRunning, runs,
 		`AND EXISTS (SELECT 1 FROM batches b WHERE b.id = items.batch_id AND b.status NOT IN (?, ?))`,
-		[]any{string(BatchPaused), string(BatchCanceled)}, itemColumns)
-	if err != nil || rows == nil {
-		return nil, err
-	}
-	items, err := collect(rows, scanItem, "start items")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int64]Item, len(items))
-	for _, it := range items {
-		out[it.ID] = it
-	}
-	return out, nil
+		[]any{string(BatchPaused), string(BatchCanceled)}, itemColumns,
+		func(r Rows) error {
+			it, err := scanItem(r)
+			started[it.ID] = it
+			return err
+		})
 }
 
-// SucceedItems moves the items of runs that are still pending or running
-// to succeeded, clearing their error and raising their attempt count, and
-// returns the ids it changed. An item finished meanwhile (by another run of
-// its job, or a cancel) is left as it is.
-func (db *DB) SucceedItems(ctx context.Context, q Querier, runs []ItemRun) (map[int64]bool, error) {
-	rows, err := db.moveRuns(ctx, q, "succeed items", ItemSucceeded, runs, "", nil, "items.id")
-	if err != nil || rows == nil {
-		return nil, err
-	}
-	ids, err := collect(rows, scanInt64, "succeed items")
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[int64]bool, len(ids))
-	for _, id := range ids {
-		out[id] = true
-	}
-	return out, nil
+// SucceedItems queues the move of runs' items that are still pending or
+// running to succeeded, clearing their error and raising their attempt
+// count; once the round is sent, changed holds the ids it moved. An item
+// finished meanwhile (by another run of its job, or a cancel) is left as
+// it is.
+func (db *DB) SucceedItems(p *Pipeline, runs []ItemRun, changed map[int64]bool) error {
+	return db.moveRuns(p, "succeed items", ItemSucceeded, runs, "", nil, "items.id",
+		func(r Rows) error {
+			id, err := scanInt64(r)
+			changed[id] = true
+			return err
+		})
 }
 
-// moveRuns moves the still pending or running items of runs to status in
-// one UPDATE, clearing their error and raising each one's attempt count to
-// its run's, where the item also matches the extra condition where (with
-// its arguments), and returns the rows' returning columns. It returns nil
-// rows for no runs.
-func (db *DB) moveRuns(ctx context.Context, q Querier, what string, status ItemStatus, runs []ItemRun,
-	where string, whereArgs []any, returning string) (*sql.Rows, error) {
+// moveRuns queues the move of runs' still pending or running items to
+// status in one UPDATE, clearing their error and raising each one's
+// attempt count to its run's, where the item also matches the extra
+// condition where (with its arguments); scan reads each returned row.
+func (db *DB) moveRuns(p *Pipeline, what string, status ItemStatus, runs []ItemRun,
+	where string, whereArgs []any, returning string, scan func(Rows) error) error {
 	if len(runs) == 0 {
-		return nil, nil
+		return nil
 	}
 	if err := checkGroupSize(what, len(runs)); err != nil {
-		return nil, err
+		return err
 	}
 	values, vargs := runValues(runs)
 	args := append([]any{string(status), db.timeArg(db.timestamp())}, vargs...)
 	args = append(append(args, string(ItemPending), string(ItemRunning)), whereArgs...)
-	rows, err := q.QueryContext(ctx, db.q(`UPDATE items SET status = ?, error = '', error_class = '',
+	p.Queue(`UPDATE items SET status = ?, error = '', error_class = '',
 		attempts = CASE WHEN v.column2 > items.attempts THEN v.column2 ELSE items.attempts END, updated_at = ?
 		FROM `+values+`
 		WHERE items.id = v.column1 AND items.status IN (?, ?) `+where+`
-		RETURNING `+returning), args...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		RETURNING `+returning, args, eachRow(what, scan))
+	return nil
+}
+
+// eachRow makes a reader that calls scan for every row, naming what in
+// its errors.
+func eachRow(what string, scan func(Rows) error) func(Rows) error {
+	return func(r Rows) error {
+		for r.Next() {
+			if err := scan(r); err != nil {
+				return fmt.Errorf("%s: scan: %w", what, err)
+			}
+		}
+		return nil
 	}
-	return rows, nil
 }
 
 // ImageRef is where InsertImages put one image: the stored row's id, and
@@ -131,68 +125,75 @@ type ImageRef struct {
 	Created bool
 }
 
-// InsertImages is InsertImage for many images in one statement: it returns,
-// for each of ims in order, the id of the image stored for its (ItemID,
-// Generation), which an earlier run may have created.
-func (db *DB) InsertImages(ctx context.Context, q Querier, ims []Image) ([]ImageRef, error) {
+// InsertImages queues the insert of ims, one statement, skipping an image
+// whose (ItemID, Generation) is stored already. Once the round is sent,
+// refs (len(ims) long) holds, for each of ims in order, the id of the row
+// it created, or a zero ImageRef where the image existed; ExistingImages
+// then finds those.
+func (db *DB) InsertImages(p *Pipeline, ims []Image, refs []ImageRef) error {
 	if len(ims) == 0 {
-		return nil, nil
+		return nil
 	}
 	if err := checkGroupSize("insert images", len(ims)); err != nil {
-		return nil, err
+		return err
+	}
+	if len(refs) != len(ims) {
+		return fmt.Errorf("insert images: %d refs for %d images", len(refs), len(ims))
 	}
 	type key struct{ item, gen int64 }
 	args := make([]any, 0, 20*len(ims))
 	now := db.timeArg(db.timestamp())
+	index := make(map[key]int, len(ims))
 	for i := range ims {
 		args = append(args, imageInsertArgs(&ims[i], now)...)
-	}
-	query := insertRows("images", imageInsertColumns, len(ims),
-		`ON CONFLICT (item_id, generation) DO NOTHING RETURNING id, item_id, generation`)
-	rows, err := q.QueryContext(ctx, db.q(query), args...)
-	if err != nil {
-		return nil, fmt.Errorf("insert images: %w", err)
-	}
-	type idRow struct {
-		id int64
-		k  key
-	}
-	got, err := collect(rows, func(r interface{ Scan(...any) error }) (idRow, error) {
-		var x idRow
-		err := r.Scan(&x.id, &x.k.item, &x.k.gen)
-		return x, err
-	}, "insert images")
-	if err != nil {
-		return nil, err
-	}
-	created := make(map[key]int64, len(got))
-	for _, x := range got {
-		created[x.k] = x.id
-	}
-	out := make([]ImageRef, len(ims))
-	for i, im := range ims {
-		k := key{im.ItemID, im.Generation}
-		if id, ok := created[k]; ok {
-			out[i] = ImageRef{ID: id, Created: true}
-			delete(created, k) // a second row with the same identity created nothing
-			continue
+		k := key{ims[i].ItemID, ims[i].Generation}
+		if _, dup := index[k]; !dup {
+			index[k] = i // a second image with the same identity creates nothing
 		}
-		// Rare: a run that was recorded before this one.
-		var id int64
-		if err := q.QueryRowContext(ctx, db.q(`SELECT id FROM images WHERE item_id = ? AND generation = ?`),
-			im.ItemID, im.Generation).Scan(&id); err != nil {
-			return nil, fmt.Errorf("insert images: existing image of item %d: %w", im.ItemID, notFound(err))
-		}
-		out[i] = ImageRef{ID: id}
 	}
-	return out, nil
+	p.Queue(insertRows("images", imageInsertColumns, len(ims),
+		`ON CONFLICT (item_id, generation) DO NOTHING RETURNING id, item_id, generation`), args,
+		eachRow("insert images", func(r Rows) error {
+			var id int64
+			var k key
+			if err := r.Scan(&id, &k.item, &k.gen); err != nil {
+				return err
+			}
+			if i, ok := index[k]; ok {
+				refs[i] = ImageRef{ID: id, Created: true}
+			}
+			return nil
+		}))
+	return nil
 }
 
-// AddEntries is AddEntry for many entries in one statement, for entries
+// ExistingImages queues, for each zero entry of refs (an image of ims that
+// InsertImages found stored already), the read of the stored image's id
+// into it. It is the rare path: a run recorded before this one.
+func (db *DB) ExistingImages(p *Pipeline, ims []Image, refs []ImageRef) {
+	for i := range refs {
+		if refs[i].ID != 0 {
+			continue
+		}
+		im, ref := ims[i], &refs[i]
+		p.Queue(`SELECT id FROM images WHERE item_id = ? AND generation = ?`, []any{im.ItemID, im.Generation},
+			func(r Rows) error {
+				if !r.Next() {
+					if err := r.Err(); err != nil {
+						return err
+					}
+					return fmt.Errorf("insert images: existing image of item %d: %w", im.ItemID, ErrNotFound)
+				}
+				return r.Scan(&ref.ID)
+			})
+	}
+}
+
+// AddEntries queues AddEntry for many entries, one statement, for entries
 // whose idempotency keys the caller derives from their identity (a
 // charge per item and generation): an entry whose key exists is skipped
 // without comparing it, unlike AddEntry.
-func (db *DB) AddEntries(ctx context.Context, q Querier, es []LedgerEntry) error {
+func (db *DB) AddEntries(p *Pipeline, es []LedgerEntry) error {
 	if len(es) == 0 {
 		return nil
 	}
@@ -207,17 +208,14 @@ func (db *DB) AddEntries(ctx context.Context, q Querier, es []LedgerEntry) error
 		}
 		args = append(args, ledgerArgs(e, now)...)
 	}
-	query := insertRows("ledger_entries", ledgerInsertColumns, len(es), `ON CONFLICT (idem_key) DO NOTHING`)
-	if _, err := q.ExecContext(ctx, db.q(query), args...); err != nil {
-		return fmt.Errorf("add ledger entries: %w", err)
-	}
+	p.Queue(insertRows("ledger_entries", ledgerInsertColumns, len(es), `ON CONFLICT (idem_key) DO NOTHING`), args, nil)
 	return nil
 }
 
-// RecordAttempts is RecordAttempt for many attempts in one statement. Two
-// attempts with the same identity in one call keep the later one, since
-// PostgreSQL refuses to update a row twice in one statement.
-func (db *DB) RecordAttempts(ctx context.Context, q Querier, as []Attempt) error {
+// RecordAttempts queues RecordAttempt for many attempts, one statement.
+// Two attempts with the same identity in one call keep the later one,
+// since PostgreSQL refuses to update a row twice in one statement.
+func (db *DB) RecordAttempts(p *Pipeline, as []Attempt) error {
 	if len(as) == 0 {
 		return nil
 	}
@@ -243,9 +241,16 @@ func (db *DB) RecordAttempts(ctx context.Context, q Querier, as []Attempt) error
 		a := as[i] // the caller's StartedAt stays as given
 		args = append(args, db.attemptArgs(&a, now)...)
 	}
-	query := insertRows("attempts", attemptInsertColumns, n, attemptUpsert)
-	if _, err := q.ExecContext(ctx, db.q(query), args...); err != nil {
-		return fmt.Errorf("record attempts: %w", err)
-	}
+	p.Queue(insertRows("attempts", attemptInsertColumns, n, attemptUpsert), args, nil)
 	return nil
+}
+
+// FailInterruptedAttempts queues the end, as failed with class and
+// message, of the attempts of item's generation gen before job attempt
+// before that are still recorded as running: their process died mid-call
+// (River rescued the job), so they will never finish on their own.
+func (db *DB) FailInterruptedAttempts(p *Pipeline, itemID, gen, before int64, class, message string) {
+	p.Queue(`UPDATE attempts SET status = ?, error_class = ?, error = ?, finished_at = ?
+		WHERE item_id = ? AND generation = ? AND job_attempt < ? AND status = ?`,
+		[]any{string(AttemptFailed), class, message, db.timeArg(db.timestamp()), itemID, gen, before, string(AttemptRunning)}, nil)
 }

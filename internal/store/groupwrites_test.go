@@ -1,10 +1,16 @@
 package store_test
 
 import (
+	"context"
 	"testing"
 
 	"bulkgen/internal/store"
 )
+
+// inPipeline runs fn in its own pipelined transaction on db.
+func inPipeline(ctx context.Context, db *store.DB, fn func(p *store.Pipeline) error) error {
+	return db.Pipelined(ctx, fn)
+}
 
 func TestGroupWrites(t *testing.T) {
 	t.Parallel()
@@ -25,9 +31,12 @@ func TestGroupWrites(t *testing.T) {
 
 	// Start: items 0-2 start (item 1 on its second run), 3 is final, 4's
 	// batch is paused, and an unknown id starts nothing.
-	started, err := db.StartItems(ctx, w, []store.ItemRun{
-		{ID: items[0].ID, Attempt: 1}, {ID: items[1].ID, Attempt: 2}, {ID: items[2].ID, Attempt: 1},
-		{ID: items[3].ID, Attempt: 1}, {ID: items[4].ID, Attempt: 1}, {ID: items[4].ID + 100, Attempt: 1},
+	started := map[int64]store.Item{}
+	err := inPipeline(ctx, db, func(p *store.Pipeline) error {
+		return db.StartItems(p, []store.ItemRun{
+			{ID: items[0].ID, Attempt: 1}, {ID: items[1].ID, Attempt: 2}, {ID: items[2].ID, Attempt: 1},
+			{ID: items[3].ID, Attempt: 1}, {ID: items[4].ID, Attempt: 1}, {ID: items[4].ID + 100, Attempt: 1},
+		}, started)
 	})
 	if err != nil {
 		t.Fatalf("StartItems: %v", err)
@@ -38,8 +47,11 @@ func TestGroupWrites(t *testing.T) {
 	}
 
 	// Succeed 0 and 1, and 3 (canceled: unchanged).
-	changed, err := db.SucceedItems(ctx, w, []store.ItemRun{
-		{ID: items[0].ID, Attempt: 1}, {ID: items[1].ID, Attempt: 1}, {ID: items[3].ID, Attempt: 1},
+	changed := map[int64]bool{}
+	err = inPipeline(ctx, db, func(p *store.Pipeline) error {
+		return db.SucceedItems(p, []store.ItemRun{
+			{ID: items[0].ID, Attempt: 1}, {ID: items[1].ID, Attempt: 1}, {ID: items[3].ID, Attempt: 1},
+		}, changed)
 	})
 	if err != nil {
 		t.Fatalf("SucceedItems: %v", err)
@@ -57,9 +69,23 @@ func TestGroupWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refs, err := db.InsertImages(ctx, w, []store.Image{
+	ims := []store.Image{
 		{ItemID: items[0].ID, BatchID: running.ID, WorkspaceID: b.workspace.ID, BlobKey: "aa/bb/second.png", Format: "png"},
 		{ItemID: items[1].ID, BatchID: running.ID, WorkspaceID: b.workspace.ID, BlobKey: "aa/bb/third.png", Format: "png", Seed: 0, HasSeed: true},
+	}
+	refs := make([]store.ImageRef, len(ims))
+	err = inPipeline(ctx, db, func(p *store.Pipeline) error {
+		if err := db.InsertImages(p, ims, refs); err != nil {
+			return err
+		}
+		if err := p.Flush(); err != nil {
+			return err
+		}
+		if refs[0] != (store.ImageRef{}) {
+			t.Errorf("InsertImages gave %+v for an image that existed, want a zero ref", refs[0])
+		}
+		db.ExistingImages(p, ims, refs)
+		return nil
 	})
 	if err != nil {
 		t.Fatalf("InsertImages: %v", err)
@@ -74,14 +100,18 @@ func TestGroupWrites(t *testing.T) {
 	// Charges: a replay adds nothing.
 	charge := store.LedgerEntry{WorkspaceID: b.workspace.ID, Kind: store.EntryCharge, Amount: -5, ItemID: items[0].ID, IdemKey: "charge:0"}
 	for range 2 {
-		if err := db.AddEntries(ctx, w, []store.LedgerEntry{charge, {WorkspaceID: b.workspace.ID, Kind: store.EntryCharge, Amount: -7, IdemKey: "charge:1"}}); err != nil {
+		if err := inPipeline(ctx, db, func(p *store.Pipeline) error {
+			return db.AddEntries(p, []store.LedgerEntry{charge, {WorkspaceID: b.workspace.ID, Kind: store.EntryCharge, Amount: -7, IdemKey: "charge:1"}})
+		}); err != nil {
 			t.Fatalf("AddEntries: %v", err)
 		}
 	}
 	if bal, err := db.Balance(ctx, w, b.workspace.ID); err != nil || bal != -12 {
 		t.Errorf("balance %d, %v; want -12", bal, err)
 	}
-	if err := db.AddEntries(ctx, w, []store.LedgerEntry{{WorkspaceID: b.workspace.ID, Amount: -1}}); err == nil {
+	if err := inPipeline(ctx, db, func(p *store.Pipeline) error {
+		return db.AddEntries(p, []store.LedgerEntry{{WorkspaceID: b.workspace.ID, Amount: -1}})
+	}); err == nil {
 		t.Error("AddEntries without an idempotency key: no error")
 	}
 
@@ -90,12 +120,12 @@ func TestGroupWrites(t *testing.T) {
 	run := store.Attempt{ItemID: items[0].ID, WorkspaceID: b.workspace.ID, JobAttempt: 1, Status: store.AttemptRunning}
 	done := run
 	done.Status, done.LatencyMS = store.AttemptSucceeded, 12
-	if err := db.RecordAttempts(ctx, w, []store.Attempt{run, done}); err != nil {
+	if err := inPipeline(ctx, db, func(p *store.Pipeline) error { return db.RecordAttempts(p, []store.Attempt{run, done}) }); err != nil {
 		t.Fatalf("RecordAttempts: %v", err)
 	}
 	failed := done
 	failed.Status, failed.Error = store.AttemptFailed, "boom"
-	if err := db.RecordAttempts(ctx, w, []store.Attempt{failed}); err != nil {
+	if err := inPipeline(ctx, db, func(p *store.Pipeline) error { return db.RecordAttempts(p, []store.Attempt{failed}) }); err != nil {
 		t.Fatalf("RecordAttempts: %v", err)
 	}
 	as, err := db.ListAttempts(ctx, w, b.workspace.ID, items[0].ID, 0, 10)
@@ -107,7 +137,61 @@ func TestGroupWrites(t *testing.T) {
 	}
 
 	// Too many rows at once is refused, not truncated.
-	if _, err := db.StartItems(ctx, w, make([]store.ItemRun, 1000)); err == nil {
+	if err := inPipeline(ctx, db, func(p *store.Pipeline) error {
+		return db.StartItems(p, make([]store.ItemRun, 1000), map[int64]store.Item{})
+	}); err == nil {
 		t.Error("StartItems with 1000 rows: no error")
+	}
+}
+
+// TestFailInterruptedAttempts: the earlier runs of a generation still
+// recorded as running end as failed; the current run, finished runs and
+// other generations are left alone.
+func TestFailInterruptedAttempts(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	db, w := b.db, b.db.Writer()
+	items := newItems(b.newBatch(t, "rescued"), 1)
+	if err := db.InsertItems(ctx, w, items); err != nil {
+		t.Fatal(err)
+	}
+	id := items[0].ID
+	attempt := func(gen, run int64, status store.AttemptStatus) store.Attempt {
+		return store.Attempt{ItemID: id, WorkspaceID: b.workspace.ID, Generation: gen, JobAttempt: run, Status: status}
+	}
+	seed := []store.Attempt{
+		attempt(1, 1, store.AttemptRunning), attempt(1, 2, store.AttemptFailed), attempt(1, 3, store.AttemptRunning),
+		attempt(1, 4, store.AttemptRunning), attempt(2, 1, store.AttemptRunning),
+	}
+	if err := inPipeline(ctx, db, func(p *store.Pipeline) error { return db.RecordAttempts(p, seed) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := inPipeline(ctx, db, func(p *store.Pipeline) error {
+		db.FailInterruptedAttempts(p, id, 1, 4, "retryable", "interrupted")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	as, err := db.ListAttempts(ctx, w, b.workspace.ID, id, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[[2]int64]store.AttemptStatus{
+		{1, 1}: store.AttemptFailed, {1, 2}: store.AttemptFailed, {1, 3}: store.AttemptFailed,
+		{1, 4}: store.AttemptRunning, {2, 1}: store.AttemptRunning,
+	}
+	if len(as) != len(want) {
+		t.Fatalf("%d attempts, want %d", len(as), len(want))
+	}
+	for _, a := range as {
+		k := [2]int64{a.Generation, a.JobAttempt}
+		if a.Status != want[k] {
+			t.Errorf("generation %d run %d: %s, want %s", k[0], k[1], a.Status, want[k])
+		}
+		interrupted := k == [2]int64{1, 1} || k == [2]int64{1, 3}
+		if interrupted && (a.Error != "interrupted" || a.ErrorClass != "retryable" || a.FinishedAt.IsZero()) {
+			t.Errorf("run %d: %+v, want the interruption recorded", k[1], a)
+		}
 	}
 }

@@ -273,7 +273,10 @@ func TestStartItems(t *testing.T) {
 	}
 	for _, s := range steps {
 		s.before()
-		got1, err := db.StartItems(ctx, w, []store.ItemRun{{ID: s.id, Attempt: s.attempt}})
+		got1 := map[int64]store.Item{}
+		err := db.Pipelined(ctx, func(p *store.Pipeline) error {
+			return db.StartItems(p, []store.ItemRun{{ID: s.id, Attempt: s.attempt}}, got1)
+		})
 		if err != nil {
 			t.Fatalf("%s: StartItems: %v", s.name, err)
 		}
