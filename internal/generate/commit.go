@@ -98,6 +98,8 @@ type successRecord struct {
 	// this item and generation was already recorded.
 	final   bool
 	created bool
+	// ref is where the image's insert reports its row, once sent.
+	ref *store.ImageRef
 }
 
 // do writes r, alone or with others, and returns its error.
@@ -171,12 +173,17 @@ func (c *committer) writeGroup(ctx context.Context, group []*record) {
 			r.err = c.db.Pipelined(ctx, func(p *store.Pipeline) error { return c.apply(p, []*record{r}) })
 		}
 	}
+	for _, r := range group {
+		if s := r.success; r.err == nil && s != nil && s.ref != nil {
+			s.created = s.ref.Created
+		}
+	}
 }
 
 // apply writes group's records with one statement per kind of row, in
-// rounds (store.Pipeline): the items' moves, whose outcome decides the
-// rest; the attempts, batch starts and images; the charges, which name
-// the images' ids, with the commit. A group without images needs two.
+// two rounds (store.Pipeline): the items' moves, whose outcome decides the
+// rest; then the attempts, batch starts, images and their charges, with
+// the commit.
 func (c *committer) apply(p *store.Pipeline, group []*record) error {
 	var starts []*startRecord
 	var successes []*successRecord
@@ -186,7 +193,7 @@ func (c *committer) apply(p *store.Pipeline, group []*record) error {
 			r.start.item, r.start.started = store.Item{}, false
 			starts = append(starts, r.start)
 		case r.success != nil:
-			r.success.final, r.success.created = false, false
+			r.success.final, r.success.created, r.success.ref = false, false, nil
 			successes = append(successes, r.success)
 		}
 	}
@@ -213,39 +220,31 @@ func (c *committer) apply(p *store.Pipeline, group []*record) error {
 	}
 
 	attempts := c.applyStarts(p, starts, started)
-	owners, ims, refs, err := c.insertImages(p, successes, changed)
+	owners, refs, err := c.insertImages(p, successes, changed)
 	if err != nil {
 		return err
 	}
+	charges := make([]store.ImageCharge, 0, len(owners))
 	for _, s := range owners {
 		attempts = append(attempts, s.attempt)
+		it := s.item
+		charges = append(charges, store.ImageCharge{Generation: s.image.Generation, Entry: store.LedgerEntry{
+			WorkspaceID: it.WorkspaceID, Kind: store.EntryCharge, Amount: -it.CostEstimate,
+			BatchID: it.BatchID, ItemID: it.ID, Attempt: s.run.Attempt,
+			IdemKey: fmt.Sprintf("charge:item:%d:gen:%d", it.ID, s.image.Generation),
+			Note:    fmt.Sprintf("image of item %d (%s)", it.ID, it.Model),
+		}})
 	}
 	if err := c.db.RecordAttempts(p, attempts); err != nil {
 		return err
 	}
-	if len(owners) == 0 {
-		return nil // the commit goes with this round
-	}
-	if err := p.Flush(); err != nil {
+	if err := c.db.ChargeImages(p, charges); err != nil {
 		return err
 	}
-	c.db.ExistingImages(p, ims, refs) // the rare case: a run recorded before this one
-	if err := p.Flush(); err != nil {
-		return err
-	}
-
-	entries := make([]store.LedgerEntry, 0, len(owners))
 	for i, s := range owners {
-		s.created = refs[i].Created
-		it := s.item
-		entries = append(entries, store.LedgerEntry{
-			WorkspaceID: it.WorkspaceID, Kind: store.EntryCharge, Amount: -it.CostEstimate,
-			BatchID: it.BatchID, ItemID: it.ID, ImageID: refs[i].ID, Attempt: s.run.Attempt,
-			IdemKey: fmt.Sprintf("charge:item:%d:gen:%d", it.ID, s.image.Generation),
-			Note:    fmt.Sprintf("image %d (%s)", refs[i].ID, it.Model),
-		})
+		s.ref = &refs[i] // filled in when the round, with the commit, is sent
 	}
-	return c.db.AddEntries(p, entries)
+	return nil
 }
 
 func runsOf[R any](rs []R, run func(R) store.ItemRun) []store.ItemRun {
@@ -291,7 +290,8 @@ func (c *committer) applyStarts(p *store.Pipeline, starts []*startRecord, starte
 // a cancel finished meanwhile (not in changed) as final, and queues the
 // images of the others, which it returns (owners) with their images and
 // the refs the round fills in.
-func (c *committer) insertImages(p *store.Pipeline, successes []*successRecord, changed map[int64]bool) (owners []*successRecord, ims []store.Image, refs []store.ImageRef, err error) {
+func (c *committer) insertImages(p *store.Pipeline, successes []*successRecord, changed map[int64]bool) (owners []*successRecord, refs []store.ImageRef, err error) {
+	var ims []store.Image
 	for _, s := range successes {
 		if !changed[s.item.ID] {
 			// Nothing of this run is wanted.
@@ -302,7 +302,7 @@ func (c *committer) insertImages(p *store.Pipeline, successes []*successRecord, 
 		owners = append(owners, s)
 	}
 	refs = make([]store.ImageRef, len(ims))
-	return owners, ims, refs, c.db.InsertImages(p, ims, refs)
+	return owners, refs, c.db.InsertImages(p, ims, refs)
 }
 
 // checkDone sets batchDone on one committed success of each batch that

@@ -7,10 +7,11 @@ import (
 
 // The methods in this file are the image workers' writes in multi-row form
 // (an item's start, its success as UpdateItemStatus would write it,
-// InsertImage, AddEntry, RecordAttempt), for the transactions that the worker shares between many
-// jobs (generate's committer): one statement for a whole group costs about
-// what one row's statement costs, where one statement per row made the
-// group's transaction, which runs alone, the bottleneck on PostgreSQL.
+// InsertImage, AddEntry, RecordAttempt), queued on the Pipeline of the
+// transaction that the worker shares between many jobs (generate's
+// committer): one statement for a whole group costs about what one row's
+// statement costs, where one statement per row made the group's
+// transaction, which runs alone, the bottleneck on PostgreSQL.
 //
 // Each takes at most maxGroupRows rows; the caller splits larger groups.
 
@@ -128,8 +129,9 @@ type ImageRef struct {
 // InsertImages queues the insert of ims, one statement, skipping an image
 // whose (ItemID, Generation) is stored already. Once the round is sent,
 // refs (len(ims) long) holds, for each of ims in order, the id of the row
-// it created, or a zero ImageRef where the image existed; ExistingImages
-// then finds those.
+// it created, or a zero ImageRef where the image existed (a run recorded
+// before this one). The ids are reported (Pipeline.Report): the round may
+// carry the commit.
 func (db *DB) InsertImages(p *Pipeline, ims []Image, refs []ImageRef) error {
 	if len(ims) == 0 {
 		return nil
@@ -151,7 +153,7 @@ func (db *DB) InsertImages(p *Pipeline, ims []Image, refs []ImageRef) error {
 			index[k] = i // a second image with the same identity creates nothing
 		}
 	}
-	p.Queue(insertRows("images", imageInsertColumns, len(ims),
+	p.Report(insertRows("images", imageInsertColumns, len(ims),
 		`ON CONFLICT (item_id, generation) DO NOTHING RETURNING id, item_id, generation`), args,
 		eachRow("insert images", func(r Rows) error {
 			var id int64
@@ -167,48 +169,45 @@ func (db *DB) InsertImages(p *Pipeline, ims []Image, refs []ImageRef) error {
 	return nil
 }
 
-// ExistingImages queues, for each zero entry of refs (an image of ims that
-// InsertImages found stored already), the read of the stored image's id
-// into it. It is the rare path: a run recorded before this one.
-func (db *DB) ExistingImages(p *Pipeline, ims []Image, refs []ImageRef) {
-	for i := range refs {
-		if refs[i].ID != 0 {
-			continue
-		}
-		im, ref := ims[i], &refs[i]
-		p.Queue(`SELECT id FROM images WHERE item_id = ? AND generation = ?`, []any{im.ItemID, im.Generation},
-			func(r Rows) error {
-				if !r.Next() {
-					if err := r.Err(); err != nil {
-						return err
-					}
-					return fmt.Errorf("insert images: existing image of item %d: %w", im.ItemID, ErrNotFound)
-				}
-				return r.Scan(&ref.ID)
-			})
-	}
+// ImageCharge is a ledger entry charging for the image stored for its
+// ItemID and Generation; ChargeImages fills in the image's id.
+type ImageCharge struct {
+	Entry      LedgerEntry
+	Generation int64
 }
 
-// AddEntries queues AddEntry for many entries, one statement, for entries
-// whose idempotency keys the caller derives from their identity (a
-// charge per item and generation): an entry whose key exists is skipped
-// without comparing it, unlike AddEntry.
-func (db *DB) AddEntries(p *Pipeline, es []LedgerEntry) error {
-	if len(es) == 0 {
+// ChargeImages queues AddEntry for charges of images, one statement,
+// each entry's ImageID taken from the image stored for its item and
+// generation when the statement runs: queued after InsertImages in the
+// same round, it needs no round trip for the new images' ids.
+func (db *DB) ChargeImages(p *Pipeline, cs []ImageCharge) error {
+	if len(cs) == 0 {
 		return nil
 	}
-	if err := checkGroupSize("add ledger entries", len(es)); err != nil {
+	if err := checkGroupSize("charge images", len(cs)); err != nil {
 		return err
 	}
-	args := make([]any, 0, 10*len(es))
+	// ledgerInsertColumns with image_id (the sixth) read from images.
+	const row = `(?, ?, ?, ?, ?, (SELECT id FROM images WHERE item_id = ? AND generation = ?), ?, ?, ?, ?)`
+	var sb strings.Builder
+	args := make([]any, 0, 11*len(cs))
 	now := db.timeArg(db.timestamp())
-	for i, e := range es {
-		if e.IdemKey == "" {
-			return fmt.Errorf("add ledger entries: entry %d has no idempotency key", i)
+	for i, c := range cs {
+		if c.Entry.IdemKey == "" {
+			return fmt.Errorf("charge images: entry %d has no idempotency key", i)
 		}
-		args = append(args, ledgerArgs(e, now)...)
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString(row)
+		a := ledgerArgs(c.Entry, now)
+		args = append(append(append(args, a[:5]...), c.Entry.ItemID, c.Generation), a[6:]...)
 	}
-	p.Queue(insertRows("ledger_entries", ledgerInsertColumns, len(es), `ON CONFLICT (idem_key) DO NOTHING`), args, nil)
+	// The idempotency keys derive from the charges' identity (a charge per
+	// item and generation): an entry whose key exists is skipped without
+	// comparing it, unlike AddEntry.
+	p.Queue(`INSERT INTO ledger_entries (`+ledgerInsertColumns+`) VALUES `+sb.String()+
+		` ON CONFLICT (idem_key) DO NOTHING`, args, nil)
 	return nil
 }
 

@@ -73,46 +73,63 @@ func TestGroupWrites(t *testing.T) {
 		{ItemID: items[0].ID, BatchID: running.ID, WorkspaceID: b.workspace.ID, BlobKey: "aa/bb/second.png", Format: "png"},
 		{ItemID: items[1].ID, BatchID: running.ID, WorkspaceID: b.workspace.ID, BlobKey: "aa/bb/third.png", Format: "png", Seed: 0, HasSeed: true},
 	}
-	refs := make([]store.ImageRef, len(ims))
-	err = inPipeline(ctx, db, func(p *store.Pipeline) error {
-		if err := db.InsertImages(p, ims, refs); err != nil {
-			return err
+	// The charges go in the same round as the images and find their ids,
+	// the existing image's for item 0. A replay creates and charges
+	// nothing more.
+	charges := []store.ImageCharge{
+		{Generation: 1, Entry: store.LedgerEntry{WorkspaceID: b.workspace.ID, Kind: store.EntryCharge, Amount: -3,
+			ItemID: items[0].ID, IdemKey: "charge:item0"}},
+		{Generation: 1, Entry: store.LedgerEntry{WorkspaceID: b.workspace.ID, Kind: store.EntryCharge, Amount: -4,
+			ItemID: items[1].ID, IdemKey: "charge:item1"}},
+	}
+	for run := range 2 {
+		refs := make([]store.ImageRef, len(ims))
+		err = inPipeline(ctx, db, func(p *store.Pipeline) error {
+			if err := db.InsertImages(p, ims, refs); err != nil {
+				return err
+			}
+			return db.ChargeImages(p, charges)
+		})
+		if err != nil {
+			t.Fatalf("InsertImages and ChargeImages: %v", err)
 		}
-		if err := p.Flush(); err != nil {
-			return err
+		if created := refs[1].Created && refs[1].ID != 0; refs[0] != (store.ImageRef{}) || created != (run == 0) {
+			t.Errorf("run %d: InsertImages reported %+v, want item 0's image existing and item 1's created on the first run only", run, refs)
 		}
-		if refs[0] != (store.ImageRef{}) {
-			t.Errorf("InsertImages gave %+v for an image that existed, want a zero ref", refs[0])
-		}
-		db.ExistingImages(p, ims, refs)
-		return nil
-	})
+	}
+	entries, err := db.ListLedgerEntries(ctx, w, b.workspace.ID, 0, 10)
 	if err != nil {
-		t.Fatalf("InsertImages: %v", err)
+		t.Fatal(err)
 	}
-	if len(refs) != 2 || refs[0] != (store.ImageRef{ID: first.ID}) || !refs[1].Created || refs[1].ID == first.ID {
-		t.Errorf("InsertImages = %+v, want item 0's existing image %d and a new one", refs, first.ID)
+	if len(entries) != 2 {
+		t.Fatalf("%d ledger entries, want 2: %+v", len(entries), entries)
 	}
-	if im, err := db.GetImage(ctx, w, b.workspace.ID, refs[1].ID); err != nil || im.BlobKey != "aa/bb/third.png" || !im.HasSeed || im.Review != store.ReviewNone {
-		t.Errorf("new image %+v, %v", im, err)
+	for _, e := range entries {
+		im, err := db.GetImage(ctx, w, b.workspace.ID, e.ImageID)
+		if err != nil {
+			t.Fatalf("charge %s names image %d: %v", e.IdemKey, e.ImageID, err)
+		}
+		switch e.ItemID {
+		case items[0].ID:
+			if im.ID != first.ID {
+				t.Errorf("item 0's charge names image %d, want the existing image %d", im.ID, first.ID)
+			}
+		case items[1].ID:
+			if im.ItemID != items[1].ID || im.BlobKey != "aa/bb/third.png" || !im.HasSeed || im.Review != store.ReviewNone {
+				t.Errorf("item 1's charge names image %+v, want the new one", im)
+			}
+		default:
+			t.Errorf("unexpected charge %+v", e)
+		}
 	}
 
-	// Charges: a replay adds nothing.
-	charge := store.LedgerEntry{WorkspaceID: b.workspace.ID, Kind: store.EntryCharge, Amount: -5, ItemID: items[0].ID, IdemKey: "charge:0"}
-	for range 2 {
-		if err := inPipeline(ctx, db, func(p *store.Pipeline) error {
-			return db.AddEntries(p, []store.LedgerEntry{charge, {WorkspaceID: b.workspace.ID, Kind: store.EntryCharge, Amount: -7, IdemKey: "charge:1"}})
-		}); err != nil {
-			t.Fatalf("AddEntries: %v", err)
-		}
-	}
-	if bal, err := db.Balance(ctx, w, b.workspace.ID); err != nil || bal != -12 {
-		t.Errorf("balance %d, %v; want -12", bal, err)
+	if bal, err := db.Balance(ctx, w, b.workspace.ID); err != nil || bal != -7 {
+		t.Errorf("balance %d, %v; want -7", bal, err)
 	}
 	if err := inPipeline(ctx, db, func(p *store.Pipeline) error {
-		return db.AddEntries(p, []store.LedgerEntry{{WorkspaceID: b.workspace.ID, Amount: -1}})
+		return db.ChargeImages(p, []store.ImageCharge{{Generation: 1, Entry: store.LedgerEntry{WorkspaceID: b.workspace.ID, ItemID: items[0].ID, Amount: -1}}})
 	}); err == nil {
-		t.Error("AddEntries without an idempotency key: no error")
+		t.Error("ChargeImages without an idempotency key: no error")
 	}
 
 	// Attempts: the same identity twice keeps the later; a second call

@@ -59,11 +59,25 @@ type Pipeline struct {
 // read, when not nil, reads its result rows (what it leaves unread is
 // discarded).
 func (p *Pipeline) Queue(query string, args []any, read func(Rows) error) {
+	if read != nil && p.conn != nil {
+		p.reads = true
+	}
+	p.queue(query, args, read)
+}
+
+// Report is Queue for a statement whose rows only report on what it did
+// (ids it created, say), for rounds that should carry the COMMIT: on
+// PostgreSQL the COMMIT may be sent with it, so an error of report is
+// returned but need not undo the transaction.
+func (p *Pipeline) Report(query string, args []any, report func(Rows) error) {
+	p.queue(query, args, report)
+}
+
+func (p *Pipeline) queue(query string, args []any, read func(Rows) error) {
 	query = p.db.q(query)
 	if p.conn != nil {
 		qq := p.batch.Queue(query, args...)
 		if read != nil {
-			p.reads = true
 			// pgx closes the rows after read and returns their error.
 			qq.Query(func(rows pgx.Rows) error { return read(rows) })
 		}
