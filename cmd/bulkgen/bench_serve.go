@@ -713,7 +713,7 @@ func printServeResults(w io.Writer, b serveBench, results []serveResult) {
 		}
 	}
 	if len(queue) > 0 {
-		fmt.Fprintf(w, "Queue overhead: preview at latency 0, %s PNG, %s, one batch: POST /api/v1/batches until GET /api/v1/batches/{id} says final\n", b.Size, b.workersText())
+		fmt.Fprintf(w, "Queue overhead: preview at latency 0, %s PNG, %s, one batch: from POST /api/v1/batches to the batch's finished_at\n", b.Size, b.workersText())
 		fmt.Fprintln(tw, "database\timages\tfailed\ttime\tof it POST\tCPU/image\tmachine CPU/image\timages/s\ttarget\tmet\t")
 		for _, r := range queue {
 			target := targetQueueSQLite

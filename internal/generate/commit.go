@@ -29,16 +29,18 @@ const maxGroup = 128
 // round trips were most of the cost and capped the server near 200
 // images/s (see `bulkgen bench serve` in the README). A group writes each
 // kind of row for all its records with one multi-row statement
-// (store.DB.StartItems, SucceedItems, InsertImages, AddEntries,
-// RecordAttempts). Records that arrive while a group is being written wait
-// and go into the next one together, so groups grow with the load and a
-// lone record is written at once.
+// (store.DB.StartItems, SucceedItems, InsertImages, ChargeImages,
+// RecordAttempts), sent in two rounds (store.Pipeline): on PostgreSQL a
+// group costs two network round trips, BEGIN and COMMIT included. Records
+// that arrive while a group is being written wait and go into the next
+// one together, so groups grow with the load and a lone record is written
+// at once.
 //
-// One group is written at a time per process. Four at once were no faster
-// on PostgreSQL in `bulkgen bench serve` (somewhat slower, within the
-// machine's noise); a likely reason is that every row a group writes
-// references the same batch and workspace rows, whose foreign-key locks
-// concurrent transactions then share.
+// One group is written at a time per process. Two or four at once were no
+// faster on PostgreSQL in `bulkgen bench serve` (within the machine's
+// noise); a likely reason is that every row a group writes references the
+// same batch and workspace rows, whose foreign-key locks concurrent
+// transactions then share.
 //
 // There is no goroutine of its own: the job whose record finds no group in
 // progress writes the group (it leads), and when it is done it hands the

@@ -62,9 +62,9 @@ type Observer interface {
 // batch and gives it its final status (settleIfDone). Recounting per image
 // cost O(items) each, and its exclusive lock serialized every worker of a
 // batch through each commit (about 20 images/s on PostgreSQL, see
-// `bulkgen bench serve`). A blob written by a run that died
-// before recording it is named in the job's metadata first and removed by
-// the next run, so a crash leaves no stray file behind.
+// `bulkgen bench serve`). A file written by a run that died before
+// recording it is left to the blob sweeper (package blobgc), which removes
+// files no image references once they are older than any job can run.
 type ImageWorker struct {
 	river.WorkerDefaults[ImageArgs]
 
