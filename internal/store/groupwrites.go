@@ -1,9 +1,6 @@
 package store
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // The methods in this file are the image workers' writes in multi-row form
 // (an item's start, its success as UpdateItemStatus would write it,
@@ -30,18 +27,11 @@ type ItemRun struct {
 // is the item id, v.column2 the attempt. The casts give PostgreSQL the
 // parameters' types, which it cannot infer inside VALUES.
 func runValues(runs []ItemRun) (string, []any) {
-	var sb strings.Builder
 	args := make([]any, 0, 2*len(runs))
-	sb.WriteString("(VALUES ")
-	for i, r := range runs {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString("(CAST(? AS BIGINT), CAST(? AS BIGINT))")
+	for _, r := range runs {
 		args = append(args, r.ID, r.Attempt)
 	}
-	sb.WriteString(") AS v")
-	return sb.String(), args
+	return "(VALUES " + repeatList("(CAST(? AS BIGINT), CAST(? AS BIGINT))", len(runs)) + ") AS v", args
 }
 
 func checkGroupSize(what string, n int) error {
@@ -187,26 +177,21 @@ func (db *DB) ChargeImages(p *Pipeline, cs []ImageCharge) error {
 	if err := checkGroupSize("charge images", len(cs)); err != nil {
 		return err
 	}
-	// ledgerInsertColumns with image_id (the sixth) read from images.
-	const row = `(?, ?, ?, ?, ?, (SELECT id FROM images WHERE item_id = ? AND generation = ?), ?, ?, ?, ?)`
-	var sb strings.Builder
 	args := make([]any, 0, 11*len(cs))
 	now := db.timeArg(db.timestamp())
 	for i, c := range cs {
 		if c.Entry.IdemKey == "" {
 			return fmt.Errorf("charge images: entry %d has no idempotency key", i)
 		}
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(row)
 		a := ledgerArgs(c.Entry, now)
 		args = append(append(append(args, a[:5]...), c.Entry.ItemID, c.Generation), a[6:]...)
 	}
-	// The idempotency keys derive from the charges' identity (a charge per
+	// ledgerInsertColumns with image_id (the sixth) read from images. The
+	// idempotency keys derive from the charges' identity (a charge per
 	// item and generation): an entry whose key exists is skipped without
 	// comparing it, unlike AddEntry.
-	p.Queue(`INSERT INTO ledger_entries (`+ledgerInsertColumns+`) VALUES `+sb.String()+
+	const row = `(?, ?, ?, ?, ?, (SELECT id FROM images WHERE item_id = ? AND generation = ?), ?, ?, ?, ?)`
+	p.Queue(`INSERT INTO ledger_entries (`+ledgerInsertColumns+`) VALUES `+repeatList(row, len(cs))+
 		` ON CONFLICT (idem_key) DO NOTHING`, args, nil)
 	return nil
 }
@@ -221,26 +206,28 @@ func (db *DB) RecordAttempts(p *Pipeline, as []Attempt) error {
 	if err := checkGroupSize("record attempts", len(as)); err != nil {
 		return err
 	}
+	// One row per identity, the later attempt in the earlier's place.
 	type key struct{ item, gen, attempt int64 }
-	last := make(map[key]int, len(as))
-	for i := range as {
-		if as[i].Generation == 0 {
-			as[i].Generation = 1
+	rows := make([]Attempt, 0, len(as))
+	index := make(map[key]int, len(as))
+	for _, a := range as { // copies: the caller's attempts stay as given
+		if a.Generation == 0 {
+			a.Generation = 1
 		}
-		last[key{as[i].ItemID, as[i].Generation, as[i].JobAttempt}] = i
-	}
-	args := make([]any, 0, 11*len(as))
-	now := db.timestamp()
-	n := 0
-	for i := range as {
-		if last[key{as[i].ItemID, as[i].Generation, as[i].JobAttempt}] != i {
+		k := key{a.ItemID, a.Generation, a.JobAttempt}
+		if i, ok := index[k]; ok {
+			rows[i] = a
 			continue
 		}
-		n++
-		a := as[i] // the caller's StartedAt stays as given
-		args = append(args, db.attemptArgs(&a, now)...)
+		index[k] = len(rows)
+		rows = append(rows, a)
 	}
-	p.Queue(insertRows("attempts", attemptInsertColumns, n, attemptUpsert), args, nil)
+	args := make([]any, 0, 11*len(rows))
+	now := db.timestamp()
+	for i := range rows {
+		args = append(args, db.attemptArgs(&rows[i], now)...)
+	}
+	p.Queue(insertRows("attempts", attemptInsertColumns, len(rows), attemptUpsert), args, nil)
 	return nil
 }
 

@@ -245,7 +245,7 @@ func (db *DB) UpdateItemStatus(ctx context.Context, q Querier, id int64, u ItemU
 		WHERE id = ?`
 	args := []any{string(u.Status), u.Error, u.ErrorClass, u.Attempts, u.Attempts, db.timeArg(db.timestamp()), id}
 	if len(u.From) > 0 {
-		query += ` AND status IN (?` + strings.Repeat(", ?", len(u.From)-1) + `)`
+		query += ` AND status IN (` + placeholders(len(u.From)) + `)`
 		for _, s := range u.From {
 			args = append(args, string(s))
 		}

@@ -75,8 +75,8 @@ func (db *DB) UnreferencedBlobKeys(ctx context.Context, q Querier, keys []string
 		for i, k := range part {
 			args[i] = k
 		}
-		rows, err := q.QueryContext(ctx, db.q(`SELECT DISTINCT blob_key FROM images WHERE blob_key IN (?`+
-			strings.Repeat(", ?", len(part)-1)+`)`), args...)
+		rows, err := q.QueryContext(ctx, db.q(`SELECT DISTINCT blob_key FROM images WHERE blob_key IN (`+
+			placeholders(len(part))+`)`), args...)
 		if err != nil {
 			return nil, fmt.Errorf("find referenced blobs: %w", err)
 		}
@@ -313,25 +313,19 @@ func scanString(r interface{ Scan(...any) error }) (string, error) {
 }
 
 // placeholders returns "?, ?, …" with n marks (n ≥ 1).
-func placeholders(n int) string {
-	return "?" + strings.Repeat(", ?", n-1)
+func placeholders(n int) string { return repeatList("?", n) }
+
+// repeatList returns n copies of item separated by ", " (n ≥ 1): the
+// placeholders of a row, or the rows of a multi-row statement.
+func repeatList(item string, n int) string {
+	return item + strings.Repeat(", "+item, n-1)
 }
 
 // insertRows is "INSERT INTO table (columns) VALUES (?, …), … suffix" with
 // rows rows of placeholders, one per column.
 func insertRows(table, columns string, rows int, suffix string) string {
 	row := "(" + placeholders(strings.Count(columns, ",")+1) + ")"
-	var sb strings.Builder
-	sb.Grow(len(table) + len(columns) + rows*(len(row)+2) + len(suffix) + 32)
-	sb.WriteString("INSERT INTO " + table + " (" + columns + ") VALUES ")
-	for i := range rows {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		sb.WriteString(row)
-	}
-	sb.WriteString(" " + suffix)
-	return sb.String()
+	return "INSERT INTO " + table + " (" + columns + ") VALUES " + repeatList(row, rows) + " " + suffix
 }
 
 // notFound maps sql.ErrNoRows onto ErrNotFound and leaves other errors.

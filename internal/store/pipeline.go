@@ -31,7 +31,8 @@ type Rows interface {
 // runs one at a time and which every image job waits for twice, sent about
 // ten of them (BEGIN, a statement per kind of row, COMMIT). Sent in three
 // rounds, the server completed about 7% more images per second in
-// `bulkgen bench serve` (1,001 against 933 on average, three runs each).
+// `bulkgen bench serve` (1,001 against 933 on average, three runs each);
+// the group now needs two (generate's committer).
 //
 // A statement's reader runs when its round is sent, in queue order; the
 // first error of a round (a statement's or a reader's) is what Flush
