@@ -66,9 +66,6 @@ const (
 type serveBench struct {
 	// Images per batch.
 	Images int
-	// keepDir, set while run runs, takes a scenario's folder to remove
-	// after the last scenario.
-	keepDir func(dir string)
 	// Workers is the preview queue's MaxWorkers; 0 means what serve
 	// gives a provider of ProviderConcurrency (workerHeadroom).
 	Workers int
@@ -337,11 +334,13 @@ func (b *serveBench) run(ctx context.Context) ([]serveResult, error) {
 			_ = os.RemoveAll(d)
 		}
 	}()
-	b.keepDir = func(dir string) { dirs = append(dirs, dir) }
 	var out []serveResult
 	for _, sc := range b.Scenarios {
 		for _, dbName := range b.Databases {
-			r, err := b.runOne(ctx, sc, dbName)
+			r, dir, err := b.runOne(ctx, sc, dbName)
+			if dir != "" {
+				dirs = append(dirs, dir)
+			}
 			if err != nil {
 				return out, fmt.Errorf("%s on %s: %w", sc, dbName, err)
 			}
@@ -353,19 +352,21 @@ func (b *serveBench) run(ctx context.Context) ([]serveResult, error) {
 	return out, nil
 }
 
-func (b *serveBench) runOne(ctx context.Context, scenario, dbName string) (serveResult, error) {
+// runOne measures one scenario on one database, and returns the folder
+// its server used, stopped, for the caller to remove ("" when the server
+// did not start).
+func (b *serveBench) runOne(ctx context.Context, scenario, dbName string) (_ serveResult, dir string, _ error) {
 	env, err := startBenchServer(ctx, b, dbName)
 	if err != nil {
-		return serveResult{}, err
+		return serveResult{}, "", err
 	}
-	defer func() {
-		env.stop()
-		if b.keepDir != nil {
-			b.keepDir(env.dir)
-		} else {
-			_ = os.RemoveAll(env.dir)
-		}
-	}()
+	defer env.stop()
+	res, err := b.measure(ctx, env, scenario, dbName)
+	return res, env.dir, err
+}
+
+// measure runs one scenario's batch on env.
+func (b *serveBench) measure(ctx context.Context, env *benchServer, scenario, dbName string) (serveResult, error) {
 	res := serveResult{Scenario: scenario, Database: dbName, Images: b.Images}
 	size, opts := b.Size, map[string]string{"latency": "0s"}
 	switch scenario {
