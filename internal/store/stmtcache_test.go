@@ -55,6 +55,19 @@ func mustExec(tb testing.TB, q interface {
 	}
 }
 
+// checkPrepared checks that the connection prepared want statements since
+// it had prepared before, and holds every statement not yet finalized.
+func (b *cacheBundle) checkPrepared(t *testing.T, before, want int) {
+	t.Helper()
+	after, live, cached := b.stats(t)
+	if got := after - before; got != want {
+		t.Errorf("prepared %d statements, want %d", got, want)
+	}
+	if live != cached {
+		t.Errorf("%d statements live, %d cached; want equal", live, cached)
+	}
+}
+
 // stats reports the cache of the pool's only connection: how many
 // statements it has prepared, how many of those are not finalized, and
 // how many it holds.
@@ -176,13 +189,7 @@ func TestStmtCacheReusesStatements(t *testing.T) {
 			b := setupCache(t, stmtCacheSize)
 			before, _, _ := b.stats(t)
 			tt.run(t, b.db)
-			after, live, cached := b.stats(t)
-			if got := after - before; got != tt.wantPrepares {
-				t.Errorf("prepared %d statements, want %d", got, tt.wantPrepares)
-			}
-			if live != cached {
-				t.Errorf("%d statements live, %d cached; want equal", live, cached)
-			}
+			b.checkPrepared(t, before, tt.wantPrepares)
 		})
 	}
 }
@@ -417,13 +424,7 @@ func TestStmtCacheErrors(t *testing.T) {
 			if err := tt.good(ctx, b.db); err != nil {
 				t.Fatalf("good call after the failures: %v", err)
 			}
-			after, live, cached := b.stats(t)
-			if got := after - before; got != tt.wantPrepares {
-				t.Errorf("prepared %d statements, want %d", got, tt.wantPrepares)
-			}
-			if live != cached {
-				t.Errorf("%d statements live, %d cached; want equal", live, cached)
-			}
+			b.checkPrepared(t, before, tt.wantPrepares)
 		})
 	}
 }
