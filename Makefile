@@ -26,18 +26,19 @@ test-pg: ## the database-backed packages again on PostgreSQL
 fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
-lint: ## go vet and gofmt
+lint: ## go vet, gofmt, and no test packages in the shipped binary
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@deps=$$($(GO) list -deps ./cmd/bulkgen | grep -Ex 'testing|net/http/httptest' || true); if [ -n "$$deps" ]; then echo "the bulkgen binary links test packages: $$deps"; exit 1; fi
 
 bench: bench-ingest bench-run ## the README's benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 bench-ingest: ## parse+expand+validate+plan speed and memory at 10k, 100k, 1M rows
-	$(GO) run ./cmd/bulkgen bench ingest --rows 10000,100000,1000000
+	$(GO) run ./cmd/bulkgen-bench ingest --rows 10000,100000,1000000
 
 bench-run: ## end-to-end run on the preview engine (latency 200ms, concurrency 16, 2000 images)
-	$(GO) run ./cmd/bulkgen bench run --images 2000 --latency 200ms --concurrency 16
+	$(GO) run ./cmd/bulkgen-bench run --images 2000 --latency 200ms --concurrency 16
 
 .PHONY: crash-test
 crash-test: ## kill -9 a server mid-batch and check every image is made exactly once (SQLite and PostgreSQL)

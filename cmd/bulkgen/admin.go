@@ -16,6 +16,7 @@ import (
 
 	"github.com/riverqueue/river/rivertype"
 
+	"bulkgen/internal/app"
 	"bulkgen/internal/batch"
 	"bulkgen/internal/blob/fileblob"
 	"bulkgen/internal/blobgc"
@@ -116,7 +117,7 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdout, stderr io.
 			fmt.Fprintln(stderr, "usage: bulkgen admin create-admin --email EMAIL")
 			return errUsage
 		}
-		u, ws, err := ensureAdmin(ctx, db, email)
+		u, ws, err := app.EnsureAdmin(ctx, db, email)
 		if err != nil {
 			return err
 		}
@@ -181,7 +182,7 @@ func adminCreateToken(ctx context.Context, db *store.DB, email, name string, std
 	if len(wss) == 0 {
 		return fmt.Errorf("%s has no workspace; run bulkgen admin create-admin --email %s", email, email)
 	}
-	plain, err := createToken(ctx, db, u, wss[0], name)
+	plain, err := app.CreateToken(ctx, db, u, wss[0], name)
 	if err != nil {
 		return err
 	}

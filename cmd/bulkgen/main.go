@@ -48,8 +48,6 @@ Usage:
   bulkgen worker [flags]               image workers only, next to a server on the same database
   bulkgen migrate [flags]              apply the database migrations and print them
   bulkgen admin COMMAND [flags]        create-token, create-admin, resume-provider
-  bulkgen bench ingest|run|ratelimit|serve [flags]
-                                       the benchmarks in the README
   bulkgen version                      print the version
 
 Run 'bulkgen COMMAND -h' for a command's flags.
@@ -66,8 +64,6 @@ func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout
 		return cmdRun(ctx, rest, getenv, stdin, stdout, stderr)
 	case "models":
 		return cmdModels(ctx, rest, getenv, stdout, stderr)
-	case "bench":
-		return cmdBench(ctx, rest, getenv, stdout, stderr)
 	case "serve":
 		return cmdServe(ctx, rest, getenv, stdout, stderr)
 	case "worker":

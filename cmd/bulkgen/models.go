@@ -31,7 +31,7 @@ func cmdModels(_ context.Context, args []string, getenv env, stdout, stderr io.W
 		}
 		return errUsage
 	}
-	cat, err := loadCatalog(*catFile)
+	cat, err := catalog.Open(*catFile)
 	if err != nil {
 		return err
 	}

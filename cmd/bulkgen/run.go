@@ -108,7 +108,7 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 		return errUsage
 	}
 
-	cat, err := loadCatalog(f.catalogFile)
+	cat, err := catalog.Open(f.catalogFile)
 	if err != nil {
 		return err
 	}
@@ -269,15 +269,4 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-func loadCatalog(file string) (*catalog.Catalog, error) {
-	if file == "" {
-		return catalog.Default(), nil
-	}
-	c, err := catalog.LoadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("catalogue %s: %w", file, err)
-	}
-	return c, nil
 }

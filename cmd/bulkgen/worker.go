@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"bulkgen/internal/app"
 	"bulkgen/internal/config"
 )
 
@@ -31,15 +32,15 @@ func cmdWorker(ctx context.Context, args []string, getenv env, stderr io.Writer)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	a, err := openApp(ctx, *cfg, getenv, logger, true)
+	a, err := app.Open(ctx, *cfg, app.Options{Getenv: getenv, Logger: logger, Migrate: true})
 	if err != nil {
 		return err
 	}
-	defer a.close()
-	if err := a.river.Start(context.WithoutCancel(ctx)); err != nil {
-		return fmt.Errorf("start workers: %w", err)
+	defer a.Close()
+	if err := a.StartWorkers(ctx); err != nil {
+		return err
 	}
-	stopSweep := a.startBlobSweep(ctx, *cfg, logger)
+	stopSweep := a.StartBlobSweep(ctx)
 	defer stopSweep()
 	fmt.Fprintln(stderr, "bulkgen: worker started")
 	logger.InfoContext(ctx, "worker started", "config", *cfg, "version", version())
@@ -48,6 +49,6 @@ func cmdWorker(ctx context.Context, args []string, getenv env, stderr io.Writer)
 	logger.InfoContext(context.Background(), "shutting down", "timeout", cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	stopWorkers(shutdownCtx, a.river, logger)
+	a.StopWorkers(shutdownCtx)
 	return nil
 }

@@ -113,6 +113,15 @@ func LoadFile(path string) (*Catalog, error) {
 	return Load(defaultJSON, f)
 }
 
+// Open returns the catalogue a --catalog setting names: the embedded one
+// for "", or the embedded one merged with the file at path.
+func Open(path string) (*Catalog, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	return LoadFile(path)
+}
+
 // index sorts the models and builds the lookup maps.
 func (c *Catalog) index() {
 	slices.SortFunc(c.models, func(a, b *Model) int {

@@ -26,20 +26,13 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/riverqueue/river"
-
-	"bulkgen/internal/batch"
-	"bulkgen/internal/blob/fileblob"
-	"bulkgen/internal/generate"
-	"bulkgen/internal/metrics"
-	"bulkgen/internal/provider/registry"
-	"bulkgen/internal/queue"
+	"bulkgen/internal/app"
+	"bulkgen/internal/config"
 	"bulkgen/internal/ratelimit"
-	"bulkgen/internal/server"
 	"bulkgen/internal/store"
 )
 
-// The scenarios of `bulkgen bench serve`.
+// The scenarios of `bulkgen-bench serve`.
 const (
 	// scenarioQueue measures the queue's own overhead: zero-latency
 	// preview images, so every second goes to HTTP, SQL, River and files.
@@ -59,7 +52,7 @@ const (
 	targetLimitShare    = 0.95   // of workers/latency
 )
 
-// serveBench is one `bulkgen bench serve` configuration. Every scenario
+// serveBench is one `bulkgen-bench serve` configuration. Every scenario
 // runs on each database against its own fresh server: a new SQLite file or
 // a new PostgreSQL database (created, then dropped), a new image folder, the
 // real HTTP API on a loopback port and River workers in the same process.
@@ -67,7 +60,7 @@ type serveBench struct {
 	// Images per batch.
 	Images int
 	// Workers is the preview queue's MaxWorkers; 0 means what serve
-	// gives a provider of ProviderConcurrency (workerHeadroom).
+	// gives a provider of ProviderConcurrency (app.WorkerHeadroom).
 	Workers int
 	// ProviderConcurrency caps the preview calls in flight across the
 	// server (the per-provider concurrency limit of the ratelimit package);
@@ -180,7 +173,7 @@ func (r serveResult) Rate() float64 {
 // OK reports whether every image of the batch succeeded.
 func (r serveResult) OK() bool { return r.Succeeded == int64(r.Images) && r.Failed == 0 }
 
-const benchServeUsageLine = `  bulkgen bench serve [--images 5000] [--workers 32] [--db sqlite,postgres] [--scenarios queue,limit,export]
+const benchServeUsageLine = `  bulkgen-bench serve [--images 5000] [--workers 32] [--db sqlite,postgres] [--scenarios queue,limit,export]
       Runs the server in-process (HTTP API, River workers, SQLite or a fresh
       PostgreSQL database) and measures: images/s through the whole path at
       zero latency; the rate at --latency 200ms against workers/latency; the
@@ -234,7 +227,7 @@ func benchServe(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		defer trace.Stop()
 	}
-	fmt.Fprintf(stdout, "$ bulkgen bench serve %s\n", strings.Join(args, " "))
+	fmt.Fprintf(stdout, "$ bulkgen-bench serve %s\n", strings.Join(args, " "))
 	fmt.Fprintf(stdout, "GOMAXPROCS %d, %d CPUs, %s, load average at start %s\n\n", runtime.GOMAXPROCS(0), runtime.NumCPU(),
 		runtime.Version(), loadAverage())
 	results, err := b.run(ctx)
@@ -289,7 +282,7 @@ func (b *serveBench) concurrency() int {
 
 func (b *serveBench) check() error {
 	if b.Workers == 0 && b.ProviderConcurrency > 0 {
-		b.Workers = b.ProviderConcurrency + workerHeadroom(b.ProviderConcurrency)
+		b.Workers = b.ProviderConcurrency + app.WorkerHeadroom(b.ProviderConcurrency)
 	}
 	if b.Images < 1 || b.Workers < 1 || b.ProviderConcurrency < 0 {
 		return errors.New("bench serve: --images must be at least 1, --workers and --provider-concurrency at least 0 and not both 0")
@@ -398,11 +391,9 @@ func (b *serveBench) measure(ctx context.Context, env *benchServer, scenario, db
 }
 
 // benchServer is one in-process server: the wiring of `bulkgen serve`
-// (see openApp) with the queue settings under test.
+// (app.Open) with the queue settings under test.
 type benchServer struct {
-	db      *store.DB
-	blobs   *fileblob.Store
-	client  *river.Client[*sql.Tx]
+	app     *app.App
 	httpSrv *http.Server
 	base    string
 	token   string
@@ -413,85 +404,49 @@ type benchServer struct {
 }
 
 func startBenchServer(ctx context.Context, b *serveBench, dbName string) (env *benchServer, err error) {
-	logger := b.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	dir, err := os.MkdirTemp("", "bulkgen-bench-serve-")
 	if err != nil {
 		return nil, err
 	}
-	env = &benchServer{dir: dir, imgDir: filepath.Join(dir, "images"),
-		hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
+	env = &benchServer{dir: dir, hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}}
 	defer func() {
 		if err != nil {
 			env.stop()
 			_ = os.RemoveAll(env.dir)
 		}
 	}()
-	dsn := filepath.Join(dir, "bulkgen.db")
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.Workers = b.Workers
+	env.imgDir = cfg.ImageDir()
 	if dbName == "postgres" {
-		if dsn, env.drop, err = createBenchDatabase(ctx, b.PostgresURL); err != nil {
+		if cfg.Database, env.drop, err = createBenchDatabase(ctx, b.PostgresURL); err != nil {
 			return env, err
 		}
 	}
-	if env.db, err = store.Open(ctx, dsn, logger); err != nil {
-		return env, err
-	}
-	if err := env.db.Migrate(ctx); err != nil {
-		return env, fmt.Errorf("migrate: %w", err)
-	}
-	if env.blobs, err = fileblob.New(env.imgDir); err != nil {
-		return env, err
-	}
-	cat, err := loadCatalog("")
-	if err != nil {
-		return env, err
-	}
-	rc := registry.Config{Catalog: cat}
+	opt := app.Options{Logger: b.Logger, Migrate: true, FetchCooldown: b.FetchCooldown, FetchPollInterval: b.FetchPollInterval}
 	if b.ProviderConcurrency > 0 {
-		rc.Limits = map[string]ratelimit.Limits{"preview": {Concurrency: b.ProviderConcurrency}}
+		opt.Limits = map[string]ratelimit.Limits{"preview": {Concurrency: b.ProviderConcurrency}}
 	}
-	reg, err := registry.Build(rc)
+	if env.app, err = app.Open(ctx, cfg, opt); err != nil {
+		return env, err
+	}
+	u, ws, err := app.EnsureAdmin(ctx, env.app.DB, app.DefaultAdminEmail)
 	if err != nil {
 		return env, err
 	}
-	met := metrics.New()
-	workers := river.NewWorkers()
-	river.AddWorker(workers, &generate.ImageWorker{
-		DB: env.db, Blobs: env.blobs, Catalog: cat, Logger: logger, Observer: met,
-		Generator: &generate.Generator{Providers: reg, Limits: reg.Limits()},
-	})
-	// The same queues as serve with --workers N.
-	qs := providerQueues(cat, b.Workers)
-	env.client, err = queue.New(ctx, env.db, queue.Config{
-		Queues:            qs,
-		FetchCooldown:     b.FetchCooldown,
-		FetchPollInterval: b.FetchPollInterval,
-	}, workers, logger)
-	if err != nil {
+	if env.token, err = app.CreateToken(ctx, env.app.DB, u, ws, "bench"); err != nil {
 		return env, err
 	}
-	u, ws, err := ensureAdmin(ctx, env.db, defaultAdminEmail)
-	if err != nil {
-		return env, err
-	}
-	if env.token, err = createToken(ctx, env.db, u, ws, "bench"); err != nil {
-		return env, err
-	}
-	handler := server.New(server.Deps{DB: env.db, Logger: logger, Ext: server.Extra{
-		Catalog: cat, Blobs: env.blobs, Submitter: &batch.Submitter{DB: env.db, River: env.client},
-		River: env.client, Metrics: met, UploadDir: filepath.Join(dir, "uploads"),
-	}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return env, err
 	}
 	env.base = "http://" + ln.Addr().String()
-	env.httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	env.httpSrv = &http.Server{Handler: env.app.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = env.httpSrv.Serve(ln) }()
-	if err := env.client.Start(context.WithoutCancel(ctx)); err != nil {
-		return env, fmt.Errorf("start workers: %w", err)
+	if err := env.app.StartWorkers(ctx); err != nil {
+		return env, err
 	}
 	return env, nil
 }
@@ -502,16 +457,11 @@ func (env *benchServer) stop() {
 	if env.httpSrv != nil {
 		_ = env.httpSrv.Close()
 	}
-	if env.client != nil {
+	if env.app != nil {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = env.client.Stop(stopCtx)
+		_ = env.app.River.Stop(stopCtx)
 		cancel()
-	}
-	if env.blobs != nil {
-		_ = env.blobs.Close()
-	}
-	if env.db != nil {
-		_ = env.db.Close()
+		env.app.Close()
 	}
 	if env.drop != nil {
 		env.drop()
@@ -637,7 +587,7 @@ func (env *benchServer) do(ctx context.Context, method, path string, body []byte
 // folder into io.Discard, as `cat files > /dev/null` would. Both read
 // files the batch has just written, so both find them in the page cache.
 func (env *benchServer) measureExport(ctx context.Context, batchID int64, res *serveResult) error {
-	keys, err := env.db.BatchBlobKeys(ctx, env.db.Reader(), batchID)
+	keys, err := env.app.DB.BatchBlobKeys(ctx, env.app.DB.Reader(), batchID)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"bulkgen/internal/batch"
+	"bulkgen/internal/catalog"
 	"bulkgen/internal/expand"
 	"bulkgen/internal/generate"
 	"bulkgen/internal/manifest"
@@ -24,7 +25,7 @@ import (
 	"bulkgen/internal/runner"
 )
 
-// rateBench is one `bulkgen bench ratelimit` measurement.
+// rateBench is one `bulkgen-bench ratelimit` measurement.
 type rateBench struct {
 	// Images is the batch size.
 	Images int
@@ -167,7 +168,7 @@ func (b rateBench) once(ctx context.Context, mode string, limit ratelimit.Limits
 		return res, err
 	}
 	defer os.RemoveAll(tmp)
-	cat, err := loadCatalog("")
+	cat, err := catalog.Open("")
 	if err != nil {
 		return res, err
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// TestBenchRateLimitSmall runs both modes of `bulkgen bench ratelimit` on a
+// TestBenchRateLimitSmall runs both modes of `bulkgen-bench ratelimit` on a
 // small batch. A one-second server window (20 requests) makes the
 // unlimited mode run into the server's limit with a few dozen images.
 // Rates are not asserted: they depend on the machine. The headroom is

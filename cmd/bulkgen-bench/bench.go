@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"bulkgen/internal/batch"
+	"bulkgen/internal/catalog"
 	"bulkgen/internal/expand"
 	"bulkgen/internal/generate"
 	"bulkgen/internal/input"
@@ -28,13 +29,13 @@ import (
 )
 
 const benchUsage = `Usage:
-  bulkgen bench ingest [--rows 10000,100000,1000000]
+  bulkgen-bench ingest [--rows 10000,100000,1000000]
       Streams a generated CSV through parse + expand + validate + plan and
       reports rows per second and peak memory for each size.
-  bulkgen bench run [--images 2000] [--latency 200ms] [--concurrency 16] [--size 256x256]
+  bulkgen-bench run [--images 2000] [--latency 200ms] [--concurrency 16] [--size 256x256]
       Runs a whole batch on the preview engine with simulated latency and
       compares the achieved rate with the theoretical concurrency/latency.
-  bulkgen bench ratelimit [--images 300] [--rpm 120] [--latency 500ms] [--window 1m]
+  bulkgen-bench ratelimit [--images 300] [--rpm 120] [--latency 500ms] [--window 1m]
       Runs a batch against a local OpenAI contract server that allows --rpm
       requests a minute, with the limit configured and without: rate, 429s.
 ` + benchServeUsageLine
@@ -129,7 +130,7 @@ func benchCSV(w io.Writer, n int) error {
 }
 
 func ingestOnce(ctx context.Context, n int) (ingestResult, error) {
-	cat, err := loadCatalog("")
+	cat, err := catalog.Open("")
 	if err != nil {
 		return ingestResult{}, err
 	}
@@ -198,7 +199,7 @@ func benchRun(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		defer os.RemoveAll(tmp)
 		dir = filepath.Join(tmp, "out")
 	}
-	cat, err := loadCatalog("")
+	cat, err := catalog.Open("")
 	if err != nil {
 		return err
 	}
