@@ -80,6 +80,21 @@ type Lister interface {
 	List(ctx context.Context, fn func(key string, modTime time.Time) error) error
 }
 
+// AgeDeleter is the optional capability of a Store that can delete an
+// object only if nothing has written it since a given time, atomically
+// with respect to Put. The blob sweeper (package blobgc) deletes through it
+// when it can: between its check of an object's age and a plain Delete, a
+// Put of the same key (the same content, which is how keys are made) could
+// land and be deleted with the old one, losing the file of an image about
+// to be recorded. A store without it is swept with a check, then a Delete.
+type AgeDeleter interface {
+	// DeleteIfOlder deletes the object under key when it was last written
+	// before cutoff, and reports whether it did. A missing key is not an
+	// error. An object written at or after cutoff — also by a Put that
+	// runs while DeleteIfOlder does — is kept.
+	DeleteIfOlder(ctx context.Context, key string, cutoff time.Time) (bool, error)
+}
+
 // TempCleaner is the optional capability of a Store whose Put can leave
 // a partial temporary object behind when the process dies mid-write (a
 // local folder; S3 drops an unfinished upload by itself). The blob sweeper

@@ -156,8 +156,25 @@ func (s *sweep) removeUnreferenced(ctx context.Context, keys []string) error {
 
 // removeIfOld deletes key unless it is gone or has been written since the
 // listing. A new Put of the same bytes makes the file young, and its job
-// is about to record it.
+// is about to record it. A store that can delete on a condition
+// (blob.AgeDeleter) decides atomically; for another, a Put landing between
+// the check and the Delete would be lost with the old file.
 func (s *sweep) removeIfOld(ctx context.Context, key string) (size int64, removed bool, err error) {
+	if ad, ok := s.blobs.(blob.AgeDeleter); ok {
+		obj, err := s.blobs.Open(ctx, key)
+		if errors.Is(err, blob.ErrNotFound) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		size = obj.Size()
+		if err := obj.Close(); err != nil {
+			return 0, false, fmt.Errorf("close %s: %w", key, err)
+		}
+		removed, err := ad.DeleteIfOlder(ctx, key, s.cutoff)
+		return size, removed, err
+	}
 	obj, err := s.blobs.Open(ctx, key)
 	if errors.Is(err, blob.ErrNotFound) {
 		return 0, false, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"bulkgen/internal/batch"
+	"bulkgen/internal/blobgc"
 	"bulkgen/internal/store"
 )
 
@@ -659,5 +660,43 @@ func TestBatchPauseCancelWithWorker(t *testing.T) {
 	c := slow.waitBatch(t, slow.A, cid, func(b batchOut) bool { return b.Counts["running"] == 0 && b.Counts["pending"] == 0 })
 	if c.Status != "canceled" || c.Counts["canceled"] == 0 || c.Counts["canceled"]+c.Counts["succeeded"] != 12 {
 		t.Errorf("batch after cancel = %+v", c)
+	}
+}
+
+// TestDeleteWhileSameContentIsWritten: deleting a batch while a worker
+// writes a file with the same content (the same key) for another batch's
+// image, not yet recorded, never loses that file: the delete removes no
+// file itself, and the sweeper keeps files written within its grace period
+// and files an image uses.
+func TestDeleteWhileSameContentIsWritten(t *testing.T) {
+	t.Parallel()
+	tb := newTestBundle(t, nil)
+	ctx := t.Context()
+	first := tb.createBatch(t, tb.A, "a")
+	second := tb.createBatch(t, tb.A, "b")
+	im := tb.completeItem(t, tb.items(t, tb.A, first)[0])
+
+	// A worker of the second batch has just written the same bytes (say,
+	// the same deterministic image) and is about to record them.
+	data := testPNG(t, tb.items(t, tb.A, first)[0].ID)
+	if err := tb.Blobs.Put(ctx, im.BlobKey, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	tb.must(t, http.StatusNoContent, "DELETE", fmt.Sprintf("/api/v1/batches/%d", first), tb.A.Token, nil, nil)
+	if !tb.blobExists(t, im.BlobKey) {
+		t.Fatal("the delete removed the file the worker had just written")
+	}
+	// The hourly sweep keeps the file: it was written within the grace.
+	if _, err := blobgc.Sweep(ctx, tb.DB, tb.Blobs, time.Hour, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !tb.blobExists(t, im.BlobKey) {
+		t.Fatal("the sweep removed a file written within its grace period")
+	}
+	// The worker records its image; from then on the file is in use.
+	tb.shareBlob(t, second, im)
+	tb.sweep(t)
+	if !tb.blobExists(t, im.BlobKey) {
+		t.Fatal("the sweep removed a file an image uses")
 	}
 }

@@ -174,6 +174,56 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// DeleteIfOlder implements blob.AgeDeleter. It moves the object aside
+// under a temporary name first (a rename is atomic), then decides on the
+// moved file: one written before cutoff is removed; a younger one — a Put
+// that renamed its file into place just before the move — is linked back
+// under its key, unless another Put has put one there meanwhile. A Put
+// that renames its file into place after the move is never touched. The
+// key is missing only for the moment between the move and the link back.
+func (s *Store) DeleteIfOlder(ctx context.Context, key string, cutoff time.Time) (bool, error) {
+	if err := blob.ValidateKey(key); err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("delete %s: %w", key, err)
+	}
+	dir, name := path.Split(key)
+	folder, err := s.root.OpenRoot(path.Clean(dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delete %s: %w", key, err)
+	}
+	defer folder.Close()
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	aside := tempPrefix + "del-" + hex.EncodeToString(suffix[:])
+	if err := folder.Rename(name, aside); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("delete %s: %w", key, err)
+	}
+	info, err := folder.Stat(aside)
+	if err != nil || !info.ModTime().Before(cutoff) {
+		// Young (or of unknown age): it goes back. Link fails when a newer
+		// Put has put the key there again, which holds the same bytes.
+		if lerr := folder.Link(aside, name); lerr != nil && !errors.Is(lerr, fs.ErrExist) {
+			err = errors.Join(err, fmt.Errorf("put back %s: %w", key, lerr))
+		}
+		if rerr := folder.Remove(aside); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return false, err
+	}
+	if err := folder.Remove(aside); err != nil {
+		return false, fmt.Errorf("delete %s: %w", key, err)
+	}
+	return true, nil
+}
+
 // tempPrefix starts the name of every temporary file Put writes.
 const tempPrefix = ".tmp-"
 
@@ -298,5 +348,6 @@ var (
 	_ blob.Store       = (*Store)(nil)
 	_ blob.Lister      = (*Store)(nil)
 	_ blob.TempCleaner = (*Store)(nil)
+	_ blob.AgeDeleter  = (*Store)(nil)
 	_ blob.Object      = (*object)(nil)
 )
