@@ -467,10 +467,10 @@ func TestUsageErrors(t *testing.T) {
 		{"no file", []string{"run", "-o", "out"}, 2, "no input file"},
 		{"no output", []string{"run", "x.csv"}, 2, "-o DIR is required"},
 		{"missing file", []string{"run", "nope.csv", "-o", "out"}, 1, "nope.csv"},
-		{"unknown model", []string{"run", "p.csv", "-o", "out", "--model", "no-such-model"}, 1, "no-such-model"},
+		{"unknown model", []string{"run", "p.csv", "-o", "out", "--model", "no-such-model"}, 2, "--model: unknown model"},
 		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
-		{"bad template", []string{"run", "u.csv", "-o", "out", "--template", "{oops"}, 1, "--template"},
-		{"zip slip name", []string{"run", "u.csv", "-o", "out", "--name", "../../{row}"}, 1, "--name"},
+		{"bad template", []string{"run", "u.csv", "-o", "out", "--template", "{oops"}, 2, "--template"},
+		{"zip slip name", []string{"run", "u.csv", "-o", "out", "--name", "../../{row}"}, 2, "--name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

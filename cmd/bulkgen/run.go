@@ -1,21 +1,21 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/term"
 
 	"bulkgen/internal/batch"
 	"bulkgen/internal/catalog"
+	"bulkgen/internal/config"
 	"bulkgen/internal/expand"
 	"bulkgen/internal/generate"
 	"bulkgen/internal/input"
@@ -33,64 +33,14 @@ images already in DIR with their recorded hash are not made again.
 Flags:
 `
 
-// optFlag collects repeated --opt key=value flags.
-type optFlag map[string]string
-
-func (o optFlag) String() string { return "" }
-func (o optFlag) Set(s string) error {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok || strings.TrimSpace(k) == "" {
-		return fmt.Errorf("want key=value, got %q", s)
-	}
-	o[strings.TrimSpace(k)] = v
-	return nil
-}
-
-type runFlags struct {
-	out, model, size, aspect, quality, format, style, negative string
-	n                                                          int
-	seed                                                       string
-	template, name, wildcards                                  string
-	combinatorial, dryRun, jsonOut                             bool
-	maxImages, concurrency, retries                            int
-	retryDelay                                                 time.Duration
-	delimiter, inputFormat, catalogFile                        string
-	opts                                                       optFlag
-}
-
 func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) error {
-	f := runFlags{opts: optFlag{}}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cf := config.Bind(fs, config.RunCmd)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, runUsage)
-		fs.PrintDefaults()
+		config.PrintOptions(stderr, config.RunCmd)
 	}
-	fs.StringVar(&f.out, "o", "", "output `folder` (required unless --dry-run)")
-	fs.StringVar(&f.out, "output", "", "same as -o")
-	fs.StringVar(&f.model, "model", "", "model id or alias for rows without a model column (default: preview when no provider is configured; see 'bulkgen models')")
-	fs.StringVar(&f.size, "size", "", "image size `WxH` for rows without one")
-	fs.StringVar(&f.aspect, "aspect", "", "aspect `ratio` W:H for rows without one (mapped to the model's size)")
-	fs.StringVar(&f.quality, "quality", "", "quality for rows without one (model-specific: low, medium, high, …)")
-	fs.StringVar(&f.format, "format", "", "file format: png, jpeg or webp (default png)")
-	fs.StringVar(&f.style, "style", "", "style or preset for rows without one")
-	fs.StringVar(&f.negative, "negative", "", "negative prompt for rows without one")
-	fs.IntVar(&f.n, "n", 1, "images per row for rows without an n column")
-	fs.StringVar(&f.seed, "seed", "", "base seed for rows without one (default: derived from each row, stable across runs)")
-	fs.StringVar(&f.template, "template", "", "prompt `template` for every row, e.g. \"Studio photo of a {color} {product}\"")
-	fs.StringVar(&f.name, "name", "", "file name `template`, e.g. \"{sku}-{n}\" (default \"{row}-{n}\"); fields {row} {n} {seed} {model} {date} and any column")
-	fs.StringVar(&f.wildcards, "wildcards", "", "`folder` of NAME.txt files for __NAME__ wildcards")
-	fs.BoolVar(&f.combinatorial, "combinatorial", false, "expand every combination of {a|b} variants instead of one per row")
-	fs.IntVar(&f.maxImages, "max-images", 10000, "refuse a row whose variants would make more images than this")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "parse, expand, validate and estimate; print the plan; generate and write nothing")
-	fs.IntVar(&f.concurrency, "concurrency", 0, "images in flight at once (default: the model's provider default)")
-	fs.IntVar(&f.retries, "retries", generate.DefaultPolicy.MaxAttempts, "attempts per image for retryable errors (a provider's rate limit uses none)")
-	fs.DurationVar(&f.retryDelay, "retry-delay", generate.DefaultPolicy.RetryMin, "first retry delay; it doubles each failure up to "+generate.DefaultPolicy.RetryMax.String()+", with jitter")
-	fs.BoolVar(&f.jsonOut, "json", false, "print progress as JSON lines on stdout")
-	fs.StringVar(&f.delimiter, "delimiter", "", "CSV delimiter (default: detected among , ; tab |); \"tab\" for a tab")
-	fs.StringVar(&f.inputFormat, "input-format", "", "input format: txt, csv, jsonl or manifest (default: from the file name)")
-	fs.StringVar(&f.catalogFile, "catalog", getenv("BULKGEN_CATALOG"), "model catalogue override `file` (env BULKGEN_CATALOG)")
-	fs.Var(f.opts, "opt", "provider option `key=value` for every row (repeatable), e.g. --opt latency=300ms for the preview engine")
 	files, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -98,17 +48,22 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 		}
 		return errUsage
 	}
-	if len(files) == 0 {
+	cfg, err := cf.Load(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "bulkgen run: %v\n", err)
+		return exitCode(2)
+	}
+	f := cfg.Run
+	switch {
+	case len(files) == 0:
 		fmt.Fprintln(stderr, "bulkgen run: no input file given")
 		fs.Usage()
 		return errUsage
-	}
-	if f.out == "" && !f.dryRun {
+	case f.Out == "" && !f.DryRun:
 		fmt.Fprintln(stderr, "bulkgen run: -o DIR is required (or use --dry-run)")
 		return errUsage
 	}
-
-	cat, err := catalog.Open(f.catalogFile)
+	cat, err := catalog.Open(cfg.Catalog)
 	if err != nil {
 		return err
 	}
@@ -116,52 +71,12 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 	if err != nil {
 		return err
 	}
-	if f.model == "" {
-		if reg.HasHosted() {
-			return fmt.Errorf("providers are configured (%s): choose a model with --model (see 'bulkgen models'), or --model preview to rehearse", strings.Join(reg.Configured(), ", "))
-		}
-		f.model = "preview"
-	}
-
-	defaults := batch.Defaults{
-		Model: f.model, Size: f.size, AspectRatio: f.aspect, Quality: f.quality, Format: strings.ToLower(f.format),
-		Style: f.style, NegativePrompt: f.negative, N: f.n, Options: map[string]string(f.opts),
-	}
-	if len(f.opts) == 0 {
-		defaults.Options = nil
-	}
-	if f.seed != "" {
-		s, err := strconv.ParseInt(f.seed, 10, 64)
-		if err != nil || s < 0 || s > batch.MaxSeed {
-			return fmt.Errorf("--seed %q: want a whole number from 0 to %d", f.seed, batch.MaxSeed)
-		}
-		defaults.Seed, defaults.HasSeed = s, true
-	}
-	if f.n < 1 {
-		return fmt.Errorf("--n %d: want 1 or more", f.n)
-	}
-	var wc *expand.Wildcards
-	if f.wildcards != "" {
-		if wc, err = expand.NewWildcards(f.wildcards); err != nil {
-			return fmt.Errorf("--wildcards: %w", err)
-		}
-	}
-	planner, err := batch.NewPlanner(batch.Config{Catalog: cat, Wildcards: wc, Available: reg.Available, DryRun: f.dryRun,
-		Template: f.template, NameTemplate: f.name, Defaults: defaults, Combinatorial: f.combinatorial, MaxPerRow: f.maxImages})
+	planner, err := runPlanner(f, cat, reg)
 	if err != nil {
-		return flagError(err)
-	}
-	inOpts := input.Options{Format: f.inputFormat}
-	if f.delimiter != "" {
-		d := f.delimiter
-		if d == "tab" || d == `\t` {
-			d = "\t"
-		}
-		r, size := utf8.DecodeRuneInString(d)
-		if size != len(d) {
-			return fmt.Errorf("--delimiter %q: want one character", f.delimiter)
-		}
-		inOpts.Delimiter = r
+		// A setting no row could use: said once, before anything is
+		// written, as a usage error.
+		fmt.Fprintf(stderr, "bulkgen run: %v\n", err)
+		return exitCode(2)
 	}
 
 	var inputs []runner.Input
@@ -172,14 +87,13 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 		}
 		inputs = append(inputs, runner.Input{Name: name, Open: func() (io.ReadCloser, error) { return os.Open(name) }})
 	}
-
-	concurrency := f.concurrency
+	concurrency := f.Concurrency
 	if concurrency == 0 {
-		concurrency = reg.DefaultConcurrency(f.model)
+		concurrency = reg.DefaultConcurrency(planner.Config().Defaults.Model)
 	}
 	var progress runner.Reporter
 	switch {
-	case f.jsonOut:
+	case f.JSON:
 		progress = runner.NewJSON(stdout, time.Second)
 	case isTerminal(stderr):
 		progress = runner.NewBar(stderr)
@@ -187,29 +101,36 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 		progress = runner.NewLines(stderr, 5*time.Second)
 	}
 	summaryOut := stdout
-	if f.jsonOut {
+	if f.JSON {
 		summaryOut = stderr
 	}
 
 	soft, hard, stop := interrupts(ctx, stderr, "interrupted: finishing the images in flight (press Ctrl-C again to abort them)")
 	defer stop()
-	cfg := runner.Config{
+	rcfg := runner.Config{
 		Inputs:       inputs,
-		InputOptions: inOpts,
-		OutDir:       f.out,
+		InputOptions: input.Options{Format: f.InputFormat, Delimiter: f.Delimiter},
+		OutDir:       f.Out,
 		Planner:      planner,
 		Generator:    &generate.Generator{Providers: reg, Limits: reg.Limits()},
 		Concurrency:  concurrency,
-		Policy:       generate.Policy{MaxAttempts: f.retries, RetryMin: f.retryDelay},
-		DryRun:       f.dryRun,
+		Policy:       generate.Policy{MaxAttempts: f.Retries, RetryMin: f.RetryDelay},
+		DryRun:       f.DryRun,
 		Command:      strings.Join(append([]string{"bulkgen", "run"}, args...), " "),
 		Progress:     progress,
 		Problems:     stderr,
 		Out:          stdout,
+		Approve:      approver(f, stdin, stderr),
 	}
-	sum, err := runner.Run(soft, hard, cfg)
+	sum, err := runner.Run(soft, hard, rcfg)
+	if errors.Is(err, errNotApproved) {
+		return exitCode(1)
+	}
 	if err != nil {
 		return err
+	}
+	if f.DryRun {
+		warnOutliers(stderr, planner.Summary())
 	}
 	printSummary(summaryOut, f, sum, args)
 	if !sum.OK() {
@@ -218,8 +139,74 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 	return nil
 }
 
-func printSummary(w io.Writer, f runFlags, sum runner.Summary, args []string) {
-	if f.dryRun {
+// runPlanner builds the run's planner from its settings: the preview
+// engine is the default model when no provider is configured, as in the
+// server (registry.DefaultModel).
+func runPlanner(f config.Run, cat *catalog.Catalog, reg *registry.Registry) (*batch.Planner, error) {
+	model := f.Model
+	if model == "" {
+		if model = reg.DefaultModel(); model == "" {
+			return nil, fmt.Errorf("providers are configured (%s): choose a model with --model (see 'bulkgen models'), or --model preview to rehearse",
+				strings.Join(reg.Configured(), ", "))
+		}
+	}
+	defaults := batch.Defaults{Model: model, Size: f.Size, AspectRatio: f.Aspect, Quality: f.Quality, Format: f.Format,
+		Style: f.Style, NegativePrompt: f.Negative, N: f.N, Options: f.Options}
+	if f.Seed != nil {
+		defaults.Seed, defaults.HasSeed = *f.Seed, true
+	}
+	var wc *expand.Wildcards
+	if f.Wildcards != "" {
+		var err error
+		if wc, err = expand.NewWildcards(f.Wildcards); err != nil {
+			return nil, fmt.Errorf("--wildcards: %w", err)
+		}
+	}
+	p, err := batch.NewPlanner(batch.Config{Catalog: cat, Wildcards: wc, Available: reg.Available, DryRun: f.DryRun,
+		Template: f.Template, NameTemplate: f.Name, Defaults: defaults, Combinatorial: f.Combinatorial, MaxPerRow: f.MaxPerRow})
+	return p, flagError(err)
+}
+
+// errNotApproved ends a run whose estimate was refused: by --max-cost, or
+// by the person at the terminal.
+var errNotApproved = errors.New("run not approved")
+
+// approver checks a planned run before it spends anything: it warns of
+// rows with an outlying n, refuses an estimate above --max-cost, and asks
+// on a terminal before an estimate above --confirm-above (--yes, or a
+// stdin that is not a terminal, never asks).
+func approver(f config.Run, stdin io.Reader, stderr io.Writer) func(runner.Summary, batch.Summary) error {
+	return func(sum runner.Summary, plan batch.Summary) error {
+		warnOutliers(stderr, plan)
+		if f.MaxCost > 0 && sum.Estimated > f.MaxCost {
+			fmt.Fprintf(stderr, "bulkgen run: the run is estimated at %s, more than --max-cost %s; nothing was generated\n",
+				runner.FormatCredits(sum.Estimated), runner.FormatCredits(f.MaxCost))
+			return errNotApproved
+		}
+		in, ok := stdin.(*os.File)
+		if f.Yes || sum.Estimated <= f.ConfirmAbove || !ok || !term.IsTerminal(int(in.Fd())) {
+			return nil
+		}
+		fmt.Fprintf(stderr, "This run will make %d images for an estimated %s. Start? [y/N] ", sum.Images, runner.FormatCredits(sum.Estimated))
+		answer, _ := bufio.NewReader(in).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a == "y" || a == "yes" {
+			return nil
+		}
+		fmt.Fprintln(stderr, "Not started. Run again with --yes to skip this question, or --dry-run to see the plan.")
+		return errNotApproved
+	}
+}
+
+// warnOutliers prints the rows whose image count stands far above the
+// others', the sign of a typo in n.
+func warnOutliers(w io.Writer, plan batch.Summary) {
+	for _, r := range plan.Outliers() {
+		fmt.Fprintf(w, "%s:%d: warning: this row makes %d images, far more than the other rows; check its n\n", r.File, r.Line, r.Images)
+	}
+}
+
+func printSummary(w io.Writer, f config.Run, sum runner.Summary, args []string) {
+	if f.DryRun {
 		if sum.InvalidRows > 0 {
 			fmt.Fprintf(w, "%d invalid rows would be skipped.\n", sum.InvalidRows)
 		}
@@ -227,7 +214,7 @@ func printSummary(w io.Writer, f runFlags, sum runner.Summary, args []string) {
 	}
 	fmt.Fprintf(w, "%d images: %d succeeded (%d already done), %d failed, %d pending; %d rows skipped as invalid; cost %s\n",
 		sum.Images, sum.Succeeded, sum.Cached, sum.Failed, sum.Pending, sum.InvalidRows, runner.FormatCredits(sum.Cost))
-	fmt.Fprintf(w, "images and manifest.csv / manifest.jsonl are in %s\n", f.out)
+	fmt.Fprintf(w, "images and manifest.csv / manifest.jsonl are in %s\n", f.Out)
 	if sum.Interrupted || sum.Pending > 0 || sum.Failed > 0 {
 		fmt.Fprintf(w, "to resume (failed and unfinished images are retried), run the same command again:\n  bulkgen run %s\n", strings.Join(args, " "))
 	}
@@ -262,11 +249,15 @@ func isTerminal(w io.Writer) bool {
 // batch.NewPlanner refused by its API field name.
 var runFlagOf = map[string]string{
 	"template": "--template", "name_template": "--name", "max_images": "--max-images",
-	"defaults.n": "--n", "defaults.seed": "--seed",
+	"defaults.n": "--n", "defaults.seed": "--seed", "defaults.model": "--model", "defaults.size": "--size",
+	"defaults.aspect_ratio": "--aspect", "defaults.format": "--format",
 }
 
 // flagError says which flag a refused setting came from.
 func flagError(err error) error {
+	if err == nil {
+		return nil
+	}
 	be, ok := batch.AsError(err)
 	if !ok || runFlagOf[be.Field] == "" {
 		return err

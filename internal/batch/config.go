@@ -80,6 +80,9 @@ func NewPlanner(cfg Config) (*Planner, error) {
 	if len(d.Options) == 0 {
 		d.Options = nil
 	}
+	if err := checkDefaults(cfg); err != nil {
+		return nil, err
+	}
 	p := &Planner{
 		cfg:      cfg,
 		catalog:  cfg.Catalog,
@@ -107,6 +110,42 @@ func NewPlanner(cfg Config) (*Planner, error) {
 	}
 	p.name = nt
 	return p, nil
+}
+
+// checkDefaults refuses, once and by its field, a default that no row
+// could use: an unknown or unavailable model, a size or ratio that does
+// not parse, a format bulkgen does not write. (Whether a default size
+// suits a model is the catalogue's question for each row, whose own model
+// may differ.) Without this, every row would report the same problem.
+func checkDefaults(cfg Config) error {
+	d := cfg.Defaults
+	if d.Model != "" {
+		m, err := cfg.Catalog.LookupAt(d.Model, cfg.Now)
+		if m == nil {
+			return fieldError("defaults.model", "%v", err)
+		}
+		if cfg.Available != nil && !cfg.DryRun {
+			if err := cfg.Available(m.Provider); err != nil {
+				return fieldError("defaults.model", "%s: %v", m.ID, err)
+			}
+		}
+	}
+	if d.Size != "" {
+		if _, _, err := catalog.ParseSize(d.Size); err != nil {
+			return fieldError("defaults.size", "%v", err)
+		}
+	}
+	if d.AspectRatio != "" {
+		if _, _, err := catalog.ParseRatio(d.AspectRatio); err != nil {
+			return fieldError("defaults.aspect_ratio", "%v", err)
+		}
+	}
+	switch d.Format {
+	case "", "png", "jpeg", "webp":
+	default:
+		return fieldError("defaults.format", "%q is not png, jpeg or webp", d.Format)
+	}
+	return nil
 }
 
 // Config returns the settings p was built from (with defaults applied).

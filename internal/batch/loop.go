@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"bulkgen/internal/generate"
@@ -37,6 +38,77 @@ type Summary struct {
 	First        []generate.Request
 	Problems     []Problem
 	ProblemCount int
+
+	// rowImages counts the valid rows by the images each makes, and
+	// largest keeps the rows that make the most, for Outliers.
+	rowImages map[int]int
+	largest   []RowSize
+}
+
+// RowSize is a row of the input with the images it makes.
+type RowSize struct {
+	File   string
+	Line   int
+	Images int
+}
+
+// keepLargest is how many of the largest rows a Summary keeps.
+const keepLargest = 20
+
+// addRow counts a valid row that makes n images.
+func (s *Summary) addRow(file string, line, n int) {
+	if s.rowImages == nil {
+		s.rowImages = map[int]int{}
+	}
+	s.rowImages[n]++
+	r := RowSize{File: file, Line: line, Images: n}
+	if len(s.largest) < keepLargest {
+		s.largest = append(s.largest, r)
+		return
+	}
+	small := 0
+	for i := range s.largest {
+		if s.largest[i].Images < s.largest[small].Images {
+			small = i
+		}
+	}
+	if n > s.largest[small].Images {
+		s.largest[small] = r
+	}
+}
+
+// Outliers are the rows that make far more images than the batch's
+// typical row — at least 10, and 10 times the median — the mark of a
+// mistyped n ("999" for "9"), worth a warning before anything is spent.
+func (s Summary) Outliers() []RowSize {
+	rows := 0
+	for _, c := range s.rowImages {
+		rows += c
+	}
+	if rows < 2 {
+		return nil
+	}
+	sizes := make([]int, 0, len(s.rowImages))
+	for n := range s.rowImages {
+		sizes = append(sizes, n)
+	}
+	slices.Sort(sizes)
+	median, seen := 0, 0
+	for _, n := range sizes {
+		seen += s.rowImages[n]
+		if 2*seen >= rows {
+			median = n
+			break
+		}
+	}
+	var out []RowSize
+	for _, r := range s.largest {
+		if r.Images >= 10 && r.Images >= 10*median {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b RowSize) int { return b.Images - a.Images })
+	return out
 }
 
 // ModelPlan is one model's part of a plan.
@@ -111,6 +183,7 @@ func (p *Planner) PlanRows(ctx context.Context, src RowSource, onProblem OnProbl
 		}
 		st.Rows++
 		var yerr error
+		before := st.Images
 		problems := p.Plan(row, func(req generate.Request) bool {
 			if max := p.cfg.MaxImages; max > 0 && st.Images >= max {
 				yerr = &Error{Kind: Invalid, Code: "batch_too_large",
@@ -131,6 +204,9 @@ func (p *Planner) PlanRows(ctx context.Context, src RowSource, onProblem OnProbl
 		})
 		if yerr != nil {
 			return yerr
+		}
+		if n := st.Images - before; n > 0 {
+			st.addRow(row.File, row.Line, n)
 		}
 		if len(problems) > 0 {
 			st.InvalidRows++

@@ -66,6 +66,40 @@ type Config struct {
 	URLKey string
 	// File is the configuration file that was read, if any.
 	File string
+
+	// Run holds the settings of `bulkgen run` (command Run only).
+	Run Run
+}
+
+// Run is the configuration of `bulkgen run`: the batch's defaults and how
+// it runs. Zero values mean the defaults their help names.
+type Run struct {
+	Out string
+	// Defaults of rows that do not set the field themselves.
+	Model, Size, Aspect, Quality, Format, Style, Negative string
+	N                                                     int
+	Seed                                                  *int64
+	Options                                               map[string]string
+	Template, Name, Wildcards                             string
+	Combinatorial                                         bool
+	MaxPerRow                                             int
+	DryRun                                                bool
+	Concurrency                                           int
+	// Retries and RetryDelay override the retry policy's MaxAttempts and
+	// first delay; 0 keeps the policy's.
+	Retries    int
+	RetryDelay time.Duration
+	JSON       bool
+	// Delimiter and InputFormat override what the input's name and
+	// content suggest.
+	Delimiter   rune
+	InputFormat string
+	// MaxCost refuses a run whose estimate is above it (credits; 0: none).
+	// ConfirmAbove asks on a terminal before a run estimated above it
+	// starts; Yes never asks.
+	MaxCost      int64
+	ConfirmAbove int64
+	Yes          bool
 }
 
 // Command selects the options a subcommand accepts.
@@ -77,6 +111,7 @@ const (
 	Worker  Command = "worker"
 	Migrate Command = "migrate"
 	Admin   Command = "admin"
+	RunCmd  Command = "run"
 )
 
 // Default returns the zero-config settings.
@@ -92,21 +127,29 @@ func Default() Config {
 		RescueAfter:     5 * time.Minute,
 
 		BlobSweepInterval: time.Hour,
+
+		Run: Run{N: 1, ConfirmAbove: DefaultConfirmAbove},
 	}
 }
+
+// DefaultConfirmAbove is the estimate, in credits (US$10), above which
+// `bulkgen run` asks before it starts on a terminal.
+const DefaultConfirmAbove = 10_000
 
 // option is one setting in every source it can come from.
 type option struct {
 	flag  string // command-line flag, without dashes; "" for none
+	alias string // a second name of the flag ("o" for "output"); "" for none
 	arg   string // the flag's value placeholder in help text
-	env   string // environment variable
-	key   string // key in the configuration file
+	env   string // environment variable; "" for none
+	key   string // key in the configuration file; "" for none
 	usage string
 	// secret options also read ENV_FILE, and are never shown in help.
 	secret bool
 	// isBool options are flags without a value.
 	isBool bool
-	// only lists the commands that take the option; empty means all.
+	// only lists the commands that take the option; empty means all but
+	// run, whose options are its own.
 	only []Command
 	set  func(c *Config, v string) error
 	show func(c Config) string // the default, for help
@@ -182,30 +225,40 @@ func fileKeys() string {
 	return strings.Join(keys, ", ")
 }
 
-func (o option) appliesTo(cmd Command) bool { return len(o.only) == 0 || slices.Contains(o.only, cmd) }
+func (o option) appliesTo(cmd Command) bool {
+	if len(o.only) == 0 {
+		return cmd != RunCmd
+	}
+	return slices.Contains(o.only, cmd)
+}
 
 // Flags binds a command's options to its flag set. Build it with Bind
 // before the flag set is parsed, then call Load.
 type Flags struct {
 	cmd  Command
 	fs   *flag.FlagSet
-	seen map[string]string // flag name → value given on the command line
+	seen map[string][]string // flag name → values given on the command line, in order
 }
 
 // Bind defines cmd's options on fs (the command may add its own flags) and
 // replaces fs.Usage with help that names each option's variable and
 // default.
 func Bind(fs *flag.FlagSet, cmd Command) *Flags {
-	f := &Flags{cmd: cmd, fs: fs, seen: map[string]string{}}
-	for _, o := range append([]option{configOption}, options...) {
+	f := &Flags{cmd: cmd, fs: fs, seen: map[string][]string{}}
+	for _, o := range append(append([]option{configOption}, options...), runOptions...) {
 		if o.flag == "" || !o.appliesTo(cmd) {
 			continue
 		}
 		name := o.flag
-		if o.isBool {
-			fs.BoolFunc(name, o.usage, func(v string) error { f.seen[name] = v; return nil })
-		} else {
-			fs.Func(name, o.usage, func(v string) error { f.seen[name] = v; return nil })
+		record := func(v string) error { f.seen[name] = append(f.seen[name], v); return nil }
+		for _, n := range []string{o.flag, o.alias} {
+			switch {
+			case n == "":
+			case o.isBool:
+				fs.BoolFunc(n, o.usage, record)
+			default:
+				fs.Func(n, o.usage, record)
+			}
 		}
 	}
 	return f
@@ -214,29 +267,40 @@ func Bind(fs *flag.FlagSet, cmd Command) *Flags {
 // PrintOptions writes the help of cmd's options: flag, variable, default.
 func PrintOptions(w io.Writer, cmd Command) {
 	def := Default()
-	for _, o := range append([]option{configOption}, options...) {
+	for _, o := range append(append([]option{configOption}, options...), runOptions...) {
 		if !o.appliesTo(cmd) {
 			continue
 		}
 		head := "  "
-		if o.flag != "" {
+		switch {
+		case o.flag != "" && o.alias != "":
+			head += "-" + o.alias + ", --" + o.flag
+		case o.flag != "":
 			head += "--" + o.flag
-			if o.arg != "" {
-				head += " " + o.arg
-			}
-		} else {
+		default:
 			head += "(environment only)"
 		}
-		env := "env " + o.env
-		if o.secret {
-			env += " or " + o.env + "_FILE"
+		if o.flag != "" && o.arg != "" {
+			head += " " + o.arg
+		}
+		var notes []string
+		if o.env != "" {
+			env := "env " + o.env
+			if o.secret {
+				env += " or " + o.env + "_FILE"
+			}
+			notes = append(notes, env)
 		}
 		if o.show != nil {
 			if d := o.show(def); d != "" && d != "0" {
-				env += "; default " + d
+				notes = append(notes, "default "+d)
 			}
 		}
-		fmt.Fprintf(w, "%s\n    \t%s (%s)\n", head, o.usage, env)
+		line := o.usage
+		if len(notes) > 0 {
+			line += " (" + strings.Join(notes, "; ") + ")"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s\n", head, line)
 	}
 }
 
@@ -248,7 +312,7 @@ func PrintOptions(w io.Writer, cmd Command) {
 func (f *Flags) Load(getenv func(string) string) (Config, error) {
 	c := Default()
 	var errs []error
-	file := f.seen[configOption.flag]
+	file := last(f.seen[configOption.flag])
 	if file == "" {
 		file = strings.TrimSpace(getenv(configOption.env))
 	}
@@ -256,8 +320,9 @@ func (f *Flags) Load(getenv func(string) string) (Config, error) {
 		c.File = file
 		errs = append(errs, f.applyFile(&c, file))
 	}
-	for _, o := range options {
-		if !o.appliesTo(f.cmd) {
+	all := append(append([]option(nil), options...), runOptions...)
+	for _, o := range all {
+		if !o.appliesTo(f.cmd) || o.env == "" {
 			continue
 		}
 		v, from, err := lookupEnv(getenv, o)
@@ -272,19 +337,28 @@ func (f *Flags) Load(getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", from, err))
 		}
 	}
-	for _, o := range options {
-		v, ok := f.seen[o.flag]
-		if o.flag == "" || !ok {
+	for _, o := range all {
+		if o.flag == "" {
 			continue
 		}
-		if err := o.set(&c, v); err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %w", o.flag, err))
+		for _, v := range f.seen[o.flag] {
+			if err := o.set(&c, v); err != nil {
+				errs = append(errs, fmt.Errorf("--%s: %w", o.flag, err))
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
+}
+
+// last is the last of vs, "" when there is none.
+func last(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[len(vs)-1]
 }
 
 // lookupEnv reads an option's variable, or for a secret its _FILE form

@@ -44,6 +44,10 @@ type Config struct {
 	// Policy is the retry policy (zero fields: generate.DefaultPolicy's).
 	Policy generate.Policy
 	DryRun bool
+	// Approve, when set, is asked once the batch is planned and before any
+	// image is made, with the plan (its estimate, its outliers); an error
+	// stops the run there, the plan kept for the next one.
+	Approve func(Summary, batch.Summary) error
 	// DryRunShow is how many expanded items a dry run prints (default 10).
 	DryRunShow int
 	// Command is recorded in the state for the user's reference.
@@ -111,6 +115,11 @@ func Run(soft, hard context.Context, cfg Config) (Summary, error) {
 	if soft.Err() != nil {
 		sum.Interrupted = true
 		return sum, writeManifests(hard, root, st, &sum)
+	}
+	if cfg.Approve != nil {
+		if err := cfg.Approve(sum, cfg.Planner.Summary()); err != nil {
+			return sum, err
+		}
 	}
 	err = execute(soft, hard, cfg, st, root, &sum)
 	if soft.Err() != nil {

@@ -105,9 +105,12 @@ func (s *Server) identify(r *http.Request) (auth.Identity, error) {
 func (s *Server) serveOpenAIError(w http.ResponseWriter, r *http.Request, err error) {
 	var oe *openAIError
 	var apiErr *Error
+	if be := asBatchError(err); be != nil {
+		apiErr = be
+	}
 	switch {
 	case errors.As(err, &oe):
-	case errors.As(err, &apiErr):
+	case apiErr != nil || errors.As(err, &apiErr):
 		oe = &openAIError{Status: apiErr.Status, Message: apiErr.Message, Type: "invalid_request_error", Code: apiErr.Code}
 		if d, ok := apiErr.Details.(map[string]string); ok {
 			oe.Param = d["field"]
@@ -317,7 +320,8 @@ func (l *literalRow) Next() (input.Row, error) {
 }
 
 // openAICreateError says in OpenAI's terms why the request's batch was
-// refused: the first problem of its row, with the parameter it is about.
+// refused: a bad parameter (the first problem of its one row, or the
+// default the request set), or missing credits.
 func (s *Server) openAICreateError(req openAIImageRequest, err error) error {
 	be, ok := batch.AsError(err)
 	if !ok {
@@ -326,24 +330,28 @@ func (s *Server) openAICreateError(req openAIImageRequest, err error) error {
 	if be.Kind == batch.Payment {
 		return &openAIError{Status: http.StatusPaymentRequired, Type: "insufficient_quota", Code: be.Code, Message: be.Message}
 	}
-	details, _ := be.Details.(map[string]any)
-	problems, _ := details["problems"].([]batch.Problem)
-	if be.Code != "no_valid_rows" || len(problems) == 0 {
+	param, msg := be.Field, be.Message
+	if details, ok := be.Details.(map[string]any); ok && be.Code == "no_valid_rows" {
+		if problems, _ := details["problems"].([]batch.Problem); len(problems) > 0 {
+			param, msg = problems[0].Field, problems[0].Message
+		}
+	}
+	if param == "" || be.Kind != batch.Invalid {
 		return err
 	}
-	pr := problems[0]
-	if pr.Field == "model" {
+	msg = strings.TrimPrefix(msg, param+": ")
+	param = strings.TrimPrefix(param, "defaults.")
+	if param == "model" {
 		var unknown *catalog.UnknownModelError
 		if _, lerr := s.catalog().Lookup(req.Model); errors.As(lerr, &unknown) {
 			return &openAIError{Status: http.StatusNotFound, Type: "invalid_request_error", Param: "model",
-				Code: "model_not_found", Message: "The model `" + req.Model + "` does not exist: " + pr.Message}
+				Code: "model_not_found", Message: "The model `" + req.Model + "` does not exist: " + msg}
 		}
 	}
-	param := pr.Field
 	if param == "format" {
 		param = "output_format"
 	}
-	return invalidRequest(param, "invalid_value", "%s", pr.Message)
+	return invalidRequest(param, "invalid_value", "%s", msg)
 }
 
 func (s *Server) catalog() *catalog.Catalog {
