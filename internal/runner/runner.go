@@ -27,7 +27,8 @@ import (
 	"bulkgen/internal/runstate"
 )
 
-// Input is one input file. Open is called once, during planning.
+// Input is one input file. Open is called once, during planning; its error
+// is reported as it is, so it should name the file, as os.Open's does.
 type Input struct {
 	Name string
 	Open func() (io.ReadCloser, error)
@@ -158,7 +159,7 @@ func forEachItem(ctx context.Context, cfg Config, sum *Summary, fn func(batch.It
 	for _, in := range cfg.Inputs {
 		rc, err := in.Open()
 		if err != nil {
-			return fmt.Errorf("open %s: %w", in.Name, err)
+			return err // names the file already (os.Open: "open NAME: …")
 		}
 		err = planFile(ctx, cfg, in.Name, rc, sum, fn)
 		rc.Close()
@@ -170,9 +171,10 @@ func forEachItem(ctx context.Context, cfg Config, sum *Summary, fn func(batch.It
 }
 
 func planFile(ctx context.Context, cfg Config, name string, r io.Reader, sum *Summary, fn func(batch.Item) error) error {
+	// input's errors start with the file name: add nothing to them.
 	rd, err := input.Open(name, r, cfg.InputOptions)
 	if err != nil {
-		return fmt.Errorf("%s: %w", name, err)
+		return err
 	}
 	if cfg.Planner.Template == nil && rd.Header() != nil && !hasPrompt(rd.Header()) {
 		return fmt.Errorf("%s: the file has no prompt column (columns: %s); give --template to build prompts from its columns", name, strings.Join(rd.Header(), ", "))
@@ -193,7 +195,7 @@ func planFile(ctx context.Context, cfg Config, name string, r io.Reader, sum *Su
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+			return err
 		}
 		sum.Rows++
 		var ferr error
