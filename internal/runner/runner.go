@@ -431,7 +431,7 @@ func account(soft context.Context, r result, sum *Summary, progress Reporter) (r
 	case r.cached:
 		sum.Cached++
 		sum.Succeeded++
-		progress.Done(r.file, true, "")
+		progress.Cached(r.file)
 		return runstate.Outcome{}, false
 	case r.err != nil && (errors.Is(r.err, context.Canceled) || soft.Err() != nil && provider.ClassOf(r.err) == provider.Retryable):
 		// Interrupted before it could finish: stays pending for the next run.

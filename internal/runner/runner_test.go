@@ -7,6 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"bulkgen/internal/batch"
+	"bulkgen/internal/catalog"
+	"bulkgen/internal/expand"
 )
 
 // TestInputErrorsNameTheFileOnce: the errors of opening and parsing an input
@@ -41,6 +46,36 @@ func TestInputErrorsNameTheFileOnce(t *testing.T) {
 			msg := err.Error()
 			if n := strings.Count(msg, tt.file); n != 1 || !strings.Contains(msg, tt.want) {
 				t.Errorf("error names the file %d times, want once, with %q: %s", n, tt.want, msg)
+			}
+		})
+	}
+}
+
+// TestDryRunRowsLine: the plan's rows line mentions invalid rows only when
+// there are some ("(0 invalid, listed above)" listed nothing).
+func TestDryRunRowsLine(t *testing.T) {
+	t.Parallel()
+	cat, err := catalog.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, csv, want string
+	}{
+		{"all valid", "prompt\na cat\na dog\n", "  rows:    2\n"},
+		{"one invalid", "prompt,size\na cat,\na dog,banana\n", "  rows:    2 (1 invalid, listed above, would be skipped)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, problems strings.Builder
+			in := Input{Name: "p.csv", Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(tt.csv)), nil }}
+			planner := &batch.Planner{Catalog: cat, Expander: &expand.Expander{}, Defaults: batch.Defaults{Model: "preview", N: 1}, Now: time.Now()}
+			if _, err := Run(context.Background(), context.Background(), Config{Inputs: []Input{in}, Planner: planner, DryRun: true, Out: &out, Problems: &problems}); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("plan lacks %q:\n%s\nproblems:\n%s", tt.want, out.String(), problems.String())
 			}
 		})
 	}
