@@ -6,8 +6,11 @@ import "strings"
 // reads back as the same words, so that a command bulkgen prints can be
 // pasted. Words made only of characters no shell treats specially stay as
 // they are; every other word is put in single quotes, inside which nothing
-// is special, and a single quote is written as '\” (close, escaped quote,
-// reopen). The empty word is ”.
+// is special. A single quote inside is written as close, escaped quote,
+// reopen, and the empty word as two quotes:
+//
+//	it's  ->  'it'\''s'
+//	(empty) ->  ''
 func shellQuote(args []string) string {
 	var b strings.Builder
 	for i, a := range args {
