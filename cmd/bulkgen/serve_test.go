@@ -251,6 +251,12 @@ func TestMigrateAndAdminCommands(t *testing.T) {
 		if (err != nil) != tt.wantErr {
 			t.Fatalf("%s: err %v, want error %v\nstderr: %s", tt.name, err, tt.wantErr, errOut.String())
 		}
+		// A command prints its result, not log lines (a JSON "No
+		// migrations to apply" used to come with every admin command, and
+		// migrate logged each migration it also printed).
+		if strings.Contains(errOut.String(), `{"time"`) {
+			t.Errorf("%s: log lines on stderr:\n%s", tt.name, errOut.String())
+		}
 		if tt.wantStdout != "" && !strings.Contains(out.String(), tt.wantStdout) {
 			t.Errorf("%s: stdout %q lacks %q", tt.name, out.String(), tt.wantStdout)
 		}
@@ -260,6 +266,51 @@ func TestMigrateAndAdminCommands(t *testing.T) {
 	}
 	if _, err := filepath.Glob(filepath.Join(data, "bulkgen.db")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestServeStartLogs: a first start logs one line for all its migrations,
+// not one per migration around the token; a later start logs none.
+func TestServeStartLogs(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	start := func() (stdout, stderr string) {
+		t.Helper()
+		var out, errOut syncBuffer
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			done <- runCmd(ctx, nil, &out, &errOut, "serve", "--data", data, "--addr", "127.0.0.1:0")
+		}()
+		deadline := time.Now().Add(30 * time.Second)
+		for !listeningRE.MatchString(errOut.String()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("serve not listening:\n%s", errOut.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		return out.String(), errOut.String()
+	}
+	migrationLines := func(stderr string) []string {
+		var lines []string
+		for _, l := range strings.Split(stderr, "\n") {
+			if strings.Contains(strings.ToLower(l), "migrat") {
+				lines = append(lines, l)
+			}
+		}
+		return lines
+	}
+	_, stderr := start()
+	if lines := migrationLines(stderr); len(lines) != 1 || !strings.Contains(lines[0], `"msg":"database migrated"`) {
+		t.Errorf("first start logged %d migration lines, want one summary:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	_, stderr = start()
+	if lines := migrationLines(stderr); len(lines) != 0 {
+		t.Errorf("second start logged migration lines:\n%s", strings.Join(lines, "\n"))
 	}
 }
 
