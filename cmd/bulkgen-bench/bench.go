@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 
 	"bulkgen/internal/batch"
 	"bulkgen/internal/catalog"
-	"bulkgen/internal/expand"
 	"bulkgen/internal/generate"
 	"bulkgen/internal/input"
 	"bulkgen/internal/provider/registry"
@@ -147,31 +145,22 @@ func ingestOnce(ctx context.Context, n int) (ingestResult, error) {
 	if err != nil {
 		return ingestResult{}, err
 	}
-	planner := &batch.Planner{
-		Catalog:  cat,
-		Expander: &expand.Expander{},
-		Defaults: batch.Defaults{Model: "preview", Format: "png", N: 1},
-		Now:      time.Now(),
+	planner, err := batch.NewPlanner(batch.Config{Catalog: cat, Defaults: batch.Defaults{Model: "preview", Format: "png", N: 1}})
+	if err != nil {
+		return ingestResult{}, err
 	}
 	images := 0
-	for {
-		if err := ctx.Err(); err != nil {
-			return ingestResult{}, err
-		}
-		row, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return ingestResult{}, err
-		}
-		if probs := planner.Plan(row, func(it batch.Item) bool {
-			_ = generate.Key(runner.JobFor(it))
+	err = planner.PlanRows(ctx, rd, func(p batch.Problem) { err = fmt.Errorf("benchmark row invalid: %v", p) },
+		func(req generate.Request) error {
+			_ = req.Key()
 			images++
-			return true
-		}); len(probs) > 0 {
-			return ingestResult{}, fmt.Errorf("benchmark row invalid: %v", probs[0])
-		}
+			return nil
+		})
+	if err != nil {
+		return ingestResult{}, err
+	}
+	if planner.Summary().ProblemCount > 0 {
+		return ingestResult{}, fmt.Errorf("benchmark rows invalid: %v", planner.Summary().Problems[0])
 	}
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpuStart
@@ -207,12 +196,10 @@ func benchRun(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	planner := &batch.Planner{
-		Catalog:  cat,
-		Expander: &expand.Expander{},
-		Defaults: batch.Defaults{Model: "preview", Size: *size, Format: *format, N: 1,
-			Options: map[string]string{"latency": latency.String()}},
-		Now: time.Now(),
+	planner, err := batch.NewPlanner(batch.Config{Catalog: cat, Defaults: batch.Defaults{Model: "preview", Size: *size,
+		Format: *format, N: 1, Options: map[string]string{"latency": latency.String()}}})
+	if err != nil {
+		return err
 	}
 	cfg := runner.Config{
 		Inputs: []runner.Input{{Name: "bench.txt", Open: func() (io.ReadCloser, error) {

@@ -16,7 +16,6 @@ import (
 
 	"bulkgen/internal/batch"
 	"bulkgen/internal/catalog"
-	"bulkgen/internal/expand"
 	"bulkgen/internal/generate"
 	"bulkgen/internal/manifest"
 	"bulkgen/internal/provider/openai/openaitest"
@@ -181,11 +180,10 @@ func (b rateBench) once(ctx context.Context, mode string, limit ratelimit.Limits
 	if err != nil {
 		return res, err
 	}
-	planner := &batch.Planner{
-		Catalog:  cat,
-		Expander: &expand.Expander{},
-		Defaults: batch.Defaults{Model: "openai/gpt-image-2", Size: "1024x1024", Format: "png", N: 1},
-		Now:      time.Now(),
+	planner, err := batch.NewPlanner(batch.Config{Catalog: cat,
+		Defaults: batch.Defaults{Model: "openai/gpt-image-2", Size: "1024x1024", Format: "png", N: 1}})
+	if err != nil {
+		return res, err
 	}
 	// One prompt a line; a few hundred lines are a few kilobytes.
 	var prompts bytes.Buffer
@@ -201,7 +199,7 @@ func (b rateBench) once(ctx context.Context, mode string, limit ratelimit.Limits
 		Planner:     planner,
 		Generator:   &generate.Generator{Providers: reg, Limits: reg.Limits()},
 		Concurrency: b.Concurrency,
-		MaxAttempts: b.Retries,
+		Policy:      generate.Policy{MaxAttempts: b.Retries},
 		Progress:    runner.NewLines(b.Progress, 10*time.Second),
 		Problems:    b.Progress,
 	}

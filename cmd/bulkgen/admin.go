@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +16,7 @@ import (
 
 	"bulkgen/internal/app"
 	"bulkgen/internal/batch"
+	"bulkgen/internal/batchcheck"
 	"bulkgen/internal/blob/fileblob"
 	"bulkgen/internal/blobgc"
 	"bulkgen/internal/config"
@@ -217,204 +216,23 @@ func adminResumeProvider(ctx context.Context, db *store.DB, name string, stderr 
 	return nil
 }
 
-// batchReport is what `bulkgen admin check-batch` prints: enough to prove a
-// batch ran every image exactly once. Problems lists every inconsistency;
-// the command fails when it is not empty.
-type batchReport struct {
-	BatchID        int64            `json:"batch_id"`
-	Status         string           `json:"status"`
-	Total          int64            `json:"total"`
-	ItemsByStatus  map[string]int64 `json:"items_by_status"`
-	Images         int              `json:"images"`
-	ImagesPerItem  map[string]int   `json:"images_per_item"` // "0", "1", "2+" → items
-	DistinctSHA256 int              `json:"distinct_sha256"`
-	Attempts       map[string]int   `json:"attempts_by_status"`
-	ItemsRetried   int              `json:"items_retried"` // items that needed more than one attempt
-	Charges        int              `json:"charges"`
-	Files          int              `json:"files"`        // objects in the image folder
-	OrphanFiles    int              `json:"orphan_files"` // objects no image row uses
-	TempFiles      int              `json:"temp_files"`   // partial writes left by a killed process
-	LiveJobs       int              `json:"live_jobs"`
-	Problems       []string         `json:"problems"`
-}
-
 // adminCheckBatch implements the hidden `admin check-batch ID` used by
-// scripts/crash-test.sh.
+// scripts/crash-test.sh: it prints the batchcheck report as JSON and fails
+// when the report lists a problem.
 func adminCheckBatch(ctx context.Context, db *store.DB, cfg config.Config, getenv env, id int64, stdout io.Writer) error {
-	b, ws, err := findBatch(ctx, db, adminEmail(getenv), id)
+	_, ws, err := findBatch(ctx, db, adminEmail(getenv), id)
 	if err != nil {
 		return err
 	}
-	r := batchReport{BatchID: id, Status: string(b.Status), Total: b.TotalCount, ItemsByStatus: map[string]int64{},
-		ImagesPerItem: map[string]int{}, Attempts: map[string]int{}, Problems: []string{}}
-	problem := func(format string, args ...any) { r.Problems = append(r.Problems, fmt.Sprintf(format, args...)) }
-	q := db.Reader()
-
-	items, err := pages(func(after int64) ([]store.Item, error) {
-		return db.ListItems(ctx, q, ws, store.ItemFilter{BatchID: id}, after, 1000)
-	}, func(it store.Item) int64 { return it.ID })
-	if err != nil {
-		return err
-	}
-	images, err := pages(func(after int64) ([]store.Image, error) {
-		return db.ListImages(ctx, q, ws, store.ImageFilter{}, after, 1000)
-	}, func(im store.Image) int64 { return im.ID })
-	if err != nil {
-		return err
-	}
-	perItem := map[int64][]store.Image{}
-	referenced := map[string]bool{}
-	shas := map[string]int{}
-	for _, im := range images {
-		referenced[im.BlobKey] = true
-		if im.BatchID != id {
-			continue
-		}
-		r.Images++
-		perItem[im.ItemID] = append(perItem[im.ItemID], im)
-		shas[im.SHA256]++
-	}
-	r.DistinctSHA256 = len(shas)
-	for sha, n := range shas {
-		if n > 1 {
-			problem("%d images share the content %s", n, sha)
-		}
-	}
-	charges := map[int64]int{}
-	var afterEntry int64
-	for {
-		es, err := db.ListLedgerEntries(ctx, q, ws, afterEntry, 1000)
-		if err != nil {
-			return err
-		}
-		for _, e := range es {
-			if e.Kind == store.EntryCharge && e.BatchID == id {
-				charges[e.ItemID]++
-				r.Charges++
-			}
-		}
-		if len(es) < 1000 {
-			break
-		}
-		afterEntry = es[len(es)-1].ID
-	}
-
-	for _, it := range items {
-		r.ItemsByStatus[string(it.Status)]++
-		ims := perItem[it.ID]
-		switch len(ims) {
-		case 0:
-			r.ImagesPerItem["0"]++
-		case 1:
-			r.ImagesPerItem["1"]++
-		default:
-			r.ImagesPerItem["2+"]++
-		}
-		gens := map[int64]bool{}
-		for _, im := range ims {
-			if gens[im.Generation] {
-				problem("item %d has two images of generation %d", it.ID, im.Generation)
-			}
-			gens[im.Generation] = true
-		}
-		wantImages := 0
-		if it.Status == store.ItemSucceeded {
-			wantImages = 1
-		}
-		if len(ims) != wantImages {
-			problem("item %d is %s with %d images", it.ID, it.Status, len(ims))
-		}
-		if charges[it.ID] != wantImages {
-			problem("item %d is %s with %d charges", it.ID, it.Status, charges[it.ID])
-		}
-		as, err := db.ListAttempts(ctx, q, ws, it.ID, 0, 1000)
-		if err != nil {
-			return err
-		}
-		succeeded := 0
-		for _, a := range as {
-			r.Attempts[string(a.Status)]++
-			if a.Status == store.AttemptSucceeded {
-				succeeded++
-			}
-			if a.Status == store.AttemptRunning && isFinalItem(it.Status) {
-				problem("item %d is %s but its attempt %d is still recorded as running", it.ID, it.Status, a.JobAttempt)
-			}
-		}
-		if len(as) > 1 {
-			r.ItemsRetried++
-		}
-		if it.Status == store.ItemSucceeded && (succeeded != 1 || it.Attempts < 1) {
-			problem("item %d succeeded with %d succeeded attempts (attempts %d)", it.ID, succeeded, it.Attempts)
-		}
-	}
-	if int64(len(items)) != b.TotalCount {
-		problem("batch counts %d items, %d exist", b.TotalCount, len(items))
-	}
-	for st, got := range map[store.ItemStatus]int64{store.ItemSucceeded: b.SucceededCount, store.ItemFailed: b.FailedCount, store.ItemCanceled: b.CanceledCount} {
-		if r.ItemsByStatus[string(st)] != got {
-			problem("batch counts %d %s items, %d are", got, st, r.ItemsByStatus[string(st)])
-		}
-	}
-	if !b.Status.Final() {
-		problem("batch is %s, not final", b.Status)
-	}
-	// River records a job's end just after its work returns, so the last
-	// jobs of a batch that just finished may look live for a moment.
-	for wait := 0; ; wait++ {
-		live, err := db.BatchJobIDs(ctx, q, id, nil, store.LiveJobStates)
-		if err != nil {
-			return err
-		}
-		r.LiveJobs = len(live)
-		if !b.Status.Final() || r.LiveJobs == 0 || wait == liveJobWaits {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if b.Status.Final() && r.LiveJobs > 0 {
-		problem("%d jobs still live 10s after the batch finished", r.LiveJobs)
-	}
-
-	// Every object in the image folder must be an image row's file: a
-	// second file for one item would be a duplicate.
-	root := cfg.ImageDir()
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		if strings.HasPrefix(d.Name(), ".") {
-			r.TempFiles++
-			return nil
-		}
-		r.Files++
-		rel, err := filepath.Rel(root, path)
-		if err != nil {
-			return err
-		}
-		if !referenced[filepath.ToSlash(rel)] {
-			r.OrphanFiles++
-			problem("file %s belongs to no image", filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("scan image folder: %w", err)
-	}
-	blobs, err := fileblob.New(root)
+	blobs, err := fileblob.New(cfg.ImageDir())
 	if err != nil {
 		return err
 	}
 	defer blobs.Close()
-	for key := range referenced {
-		obj, err := blobs.Open(ctx, key)
-		if err != nil {
-			problem("image file %s: %v", key, err)
-			continue
-		}
-		_ = obj.Close()
+	r, err := batchcheck.Check(ctx, db, blobs, ws, id, batchcheck.Options{})
+	if err != nil {
+		return err
 	}
-
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(r); err != nil {
@@ -425,10 +243,6 @@ func adminCheckBatch(ctx context.Context, db *store.DB, cfg config.Config, geten
 	}
 	return nil
 }
-
-// liveJobWaits × 100 ms is how long check-batch waits for River to record
-// the end of a finished batch's jobs.
-const liveJobWaits = 100
 
 // findBatch finds batch id in the admin's workspaces.
 func findBatch(ctx context.Context, db *store.DB, email string, id int64) (store.Batch, int64, error) {
@@ -450,25 +264,4 @@ func findBatch(ctx context.Context, db *store.DB, email string, id int64) (store
 		}
 	}
 	return store.Batch{}, 0, fmt.Errorf("batch %d: not in a workspace of %s", id, email)
-}
-
-// pages reads every row of a cursor-paginated list.
-func pages[T any](list func(after int64) ([]T, error), id func(T) int64) ([]T, error) {
-	var out []T
-	var after int64
-	for {
-		page, err := list(after)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-		if len(page) < 1000 {
-			return out, nil
-		}
-		after = id(page[len(page)-1])
-	}
-}
-
-func isFinalItem(s store.ItemStatus) bool {
-	return s == store.ItemSucceeded || s == store.ItemFailed || s == store.ItemCanceled
 }

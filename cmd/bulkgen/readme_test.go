@@ -159,12 +159,14 @@ func TestREADME(t *testing.T) {
 }
 
 // knownFailures are README commands that fail until a change outside this
-// branch lands, by a part of their text, with that change.
-var knownFailures = map[string]string{
-	// no_valid_rows: the server has no default model where the CLI uses
-	// preview, so each row of examples/prompts.csv is refused.
-	"-F file=@examples/prompts.csv": "the lead's batch service change gives the server the CLI's default model (issue 11 #1)",
-}
+// branch lands, by a part of their text, with that change, e.g.
+//
+//	"-F file=@examples/prompts.csv": "the batch service's default model (issue 11 #1)",
+//
+// (that upload answered no_valid_rows until the server used the CLI's
+// default model). A listed command must fail; once it succeeds the test
+// says to remove it.
+var knownFailures = map[string]string{}
 
 func knownFailure(cmd string) (string, bool) {
 	for part, why := range knownFailures {

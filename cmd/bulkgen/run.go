@@ -84,8 +84,8 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 	fs.IntVar(&f.maxImages, "max-images", 10000, "refuse a row whose variants would make more images than this")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "parse, expand, validate and estimate; print the plan; generate and write nothing")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "images in flight at once (default: the model's provider default)")
-	fs.IntVar(&f.retries, "retries", 5, "attempts per image for retryable errors")
-	fs.DurationVar(&f.retryDelay, "retry-delay", time.Second, "first retry delay; it doubles each attempt up to a minute, with jitter")
+	fs.IntVar(&f.retries, "retries", generate.DefaultPolicy.MaxAttempts, "attempts per image for retryable errors (a provider's rate limit uses none)")
+	fs.DurationVar(&f.retryDelay, "retry-delay", generate.DefaultPolicy.RetryMin, "first retry delay; it doubles each failure up to "+generate.DefaultPolicy.RetryMax.String()+", with jitter")
 	fs.BoolVar(&f.jsonOut, "json", false, "print progress as JSON lines on stdout")
 	fs.StringVar(&f.delimiter, "delimiter", "", "CSV delimiter (default: detected among , ; tab |); \"tab\" for a tab")
 	fs.StringVar(&f.inputFormat, "input-format", "", "input format: txt, csv, jsonl or manifest (default: from the file name)")
@@ -140,28 +140,16 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 	if f.n < 1 {
 		return fmt.Errorf("--n %d: want 1 or more", f.n)
 	}
-	ex := &expand.Expander{Combinatorial: f.combinatorial, MaxImages: f.maxImages}
+	var wc *expand.Wildcards
 	if f.wildcards != "" {
-		wc, err := expand.NewWildcards(f.wildcards)
-		if err != nil {
+		if wc, err = expand.NewWildcards(f.wildcards); err != nil {
 			return fmt.Errorf("--wildcards: %w", err)
 		}
-		ex.Wildcards = wc
 	}
-	planner := &batch.Planner{Catalog: cat, Expander: ex, Defaults: defaults, Now: time.Now(), Available: reg.Available}
-	if f.template != "" {
-		t, err := expand.Parse(f.template)
-		if err != nil {
-			return fmt.Errorf("--template: %w", err)
-		}
-		planner.Template = t
-	}
-	if f.name != "" {
-		nt, err := expand.ParseName(f.name)
-		if err != nil {
-			return fmt.Errorf("--name: %w", err)
-		}
-		planner.Name = nt
+	planner, err := batch.NewPlanner(batch.Config{Catalog: cat, Wildcards: wc, Available: reg.Available, DryRun: f.dryRun,
+		Template: f.template, NameTemplate: f.name, Defaults: defaults, Combinatorial: f.combinatorial, MaxPerRow: f.maxImages})
+	if err != nil {
+		return flagError(err)
 	}
 	inOpts := input.Options{Format: f.inputFormat}
 	if f.delimiter != "" {
@@ -212,8 +200,7 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 		Planner:      planner,
 		Generator:    &generate.Generator{Providers: reg, Limits: reg.Limits()},
 		Concurrency:  concurrency,
-		MaxAttempts:  f.retries,
-		RetryBase:    f.retryDelay,
+		Policy:       generate.Policy{MaxAttempts: f.retries, RetryMin: f.retryDelay},
 		DryRun:       f.dryRun,
 		Command:      strings.Join(append([]string{"bulkgen", "run"}, args...), " "),
 		Progress:     progress,
@@ -269,4 +256,20 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// runFlagOf names the `bulkgen run` flag of a batch setting that
+// batch.NewPlanner refused by its API field name.
+var runFlagOf = map[string]string{
+	"template": "--template", "name_template": "--name", "max_images": "--max-images",
+	"defaults.n": "--n", "defaults.seed": "--seed",
+}
+
+// flagError says which flag a refused setting came from.
+func flagError(err error) error {
+	be, ok := batch.AsError(err)
+	if !ok || runFlagOf[be.Field] == "" {
+		return err
+	}
+	return fmt.Errorf("%s: %s", runFlagOf[be.Field], strings.TrimPrefix(be.Message, be.Field+": "))
 }

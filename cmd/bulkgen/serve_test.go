@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"bulkgen/internal/batchcheck"
 )
 
 // syncBuffer is a bytes.Buffer safe for a server goroutine writing and a
@@ -173,7 +175,7 @@ func TestServeEndToEnd(t *testing.T) {
 	if err := runCmd(t.Context(), nil, &out, &errOut, "admin", "check-batch", fmt.Sprint(id), "--data", s.data); err != nil {
 		t.Fatalf("check-batch: %v\n%s\n%s", err, out.String(), errOut.String())
 	}
-	var report batchReport
+	var report batchcheck.Report
 	if err := json.Unmarshal([]byte(out.String()), &report); err != nil {
 		t.Fatalf("check-batch output: %v\n%s", err, out.String())
 	}

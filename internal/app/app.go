@@ -23,6 +23,7 @@ import (
 	"bulkgen/internal/catalog"
 	"bulkgen/internal/config"
 	"bulkgen/internal/generate"
+	"bulkgen/internal/ledger"
 	"bulkgen/internal/metrics"
 	"bulkgen/internal/provider/registry"
 	"bulkgen/internal/queue"
@@ -61,7 +62,8 @@ type App struct {
 	Registry  *registry.Registry
 	Metrics   *metrics.Metrics
 	River     *river.Client[*sql.Tx]
-	Submitter *batch.Submitter
+	Ledger    *ledger.Ledger
+	Batches   *batch.Service
 	UploadDir string
 }
 
@@ -106,9 +108,20 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (a *App, err erro
 		return nil, err
 	}
 	a.Metrics = metrics.New()
+	a.Ledger = &ledger.Ledger{DB: a.DB}
+	policy := generate.DefaultPolicy
+	// The batch service queues jobs on the client that the worker it
+	// settles through runs on: the client is built after the worker, and
+	// handed to the service once it exists.
+	a.Batches = &batch.Service{
+		DB: a.DB, Ledger: a.Ledger, Catalog: a.Catalog, Available: a.Registry.Available,
+		DefaultModel: a.Registry.DefaultModel(), Policy: policy, Logger: logger,
+	}
 	worker := &generate.ImageWorker{
 		DB: a.DB, Blobs: a.Blobs, Catalog: a.Catalog, Logger: logger, Observer: a.Metrics,
 		Generator:  &generate.Generator{Providers: a.Registry, Limits: a.Registry.Limits()},
+		Settler:    a.Batches,
+		Policy:     policy,
 		JobTimeout: cfg.JobTimeout,
 	}
 	workers := river.NewWorkers()
@@ -119,11 +132,13 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (a *App, err erro
 		RescueStuckJobsAfter: cfg.RescueAfter,
 		FetchCooldown:        opt.FetchCooldown,
 		FetchPollInterval:    opt.FetchPollInterval,
+		MaxAttempts:          policy.MaxAttempts,
+		Retry:                policy,
 	}, workers, logger)
 	if err != nil {
 		return nil, err
 	}
-	a.Submitter = &batch.Submitter{DB: a.DB, River: a.River}
+	a.Batches.Queue = a.River
 	return a, nil
 }
 
@@ -132,8 +147,8 @@ func (a *App) Handler() *server.Server {
 	return server.New(server.Deps{DB: a.DB, Logger: a.Logger, Ext: server.Extra{
 		Catalog:        a.Catalog,
 		Blobs:          a.Blobs,
-		Submitter:      a.Submitter,
-		River:          a.River,
+		Batches:        a.Batches,
+		Ledger:         a.Ledger,
 		Available:      a.Registry.Available,
 		Metrics:        a.Metrics,
 		MaxUploadBytes: a.Config.MaxUploadBytes,
@@ -142,9 +157,13 @@ func (a *App) Handler() *server.Server {
 	}})
 }
 
-// StartWorkers starts the queue's workers; they run until StopWorkers,
-// not until ctx ends.
+// StartWorkers finishes what a process that died left half done (see
+// batch.Service.Repair) and starts the queue's workers; they run until
+// StopWorkers, not until ctx ends.
 func (a *App) StartWorkers(ctx context.Context) error {
+	if err := a.Batches.Repair(ctx); err != nil {
+		return fmt.Errorf("repair batches: %w", err)
+	}
 	if err := a.River.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}

@@ -1,7 +1,3 @@
-// Package batch turns input rows into validated, priced image items: the
-// front half of the pipeline (parse → expand → validate → estimate), shared
-// by `bulkgen run` and the server. It streams: rows go in one at a time and
-// items come out one at a time, so memory does not grow with the input.
 package batch
 
 import (
@@ -9,15 +5,15 @@ import (
 	"maps"
 	"strconv"
 	"strings"
-	"time"
 
 	"bulkgen/internal/catalog"
 	"bulkgen/internal/expand"
+	"bulkgen/internal/generate"
 	"bulkgen/internal/input"
 )
 
 // Defaults are the batch-wide values a row falls back on when it does not
-// set a field itself (from command-line flags or the API request).
+// set a field itself (from command-line flags, the API request or a form).
 type Defaults struct {
 	Model          string
 	Size           string // "WxH"
@@ -35,73 +31,30 @@ type Defaults struct {
 	Options map[string]string
 }
 
-// Planner expands and validates rows. Build one per batch; it is not safe
-// for concurrent use (it caches parsed templates).
+// Planner expands and validates rows into requests. Build one per batch
+// with NewPlanner; it is not safe for concurrent use (it caches parsed
+// templates, numbers the rows and sums up what it planned in Summary).
 type Planner struct {
-	Catalog  *catalog.Catalog
-	Expander *expand.Expander
-	// Template, when set, builds every row's prompt ("--template"); the
-	// row's own prompt column is then available to it as {prompt}.
-	Template *expand.Template
-	// Name builds file names; nil means the default "{row}-{n}" (or the
-	// row's own name column when it has one).
-	Name     *expand.NameTemplate
-	Defaults Defaults
-	// Now is the planning time: used for {date} and model shutdown dates.
-	Now time.Time
-	// MaxPerRow caps the images one row may produce (variants × n).
-	// Zero means the Expander's MaxImages.
-	MaxPerRow int
-	// Available, when set, says whether a provider can take work here (its
-	// key or URL is configured); a row for one that cannot is a problem
-	// found before anything is spent, not a failure at generation time.
-	Available func(provider string) error
+	cfg      Config
+	catalog  *catalog.Catalog
+	expander *expand.Expander
+	template *expand.Template
+	name     *expand.NameTemplate
+	limit    int64 // images one row may make
+	date     string
 
 	rowCount int
-	defName  *expand.NameTemplate
-	date     string
 	parsed   map[string]*expand.Template
-}
-
-// Item is one image to generate: everything a provider call, a file name
-// and a manifest line need.
-type Item struct {
-	SourceFile string
-	SourceLine int
-	// Row is the 1-based ordinal of the data row within the batch.
-	Row int
-	// Index is the 1-based index of this image within its row.
-	Index          int
-	Prompt         string
-	NegativePrompt string
-	Model          *catalog.Model
-	Width, Height  int
-	AspectRatio    string
-	Quality        string
-	Style          string
-	Format         string
-	Seed           int64
-	Options        map[string]string
-	// Vars are the row's values as read (shared by the row's items; do not
-	// modify). RecordVars gives the part recorded with each image.
-	Vars map[string]string
-	// Name is the file name (relative, no extension) before the batch makes
-	// it unique.
-	Name string
-	// ExplicitName is true when the row named its file itself.
-	ExplicitName bool
-	// Price is the estimated cost in credits.
-	Price    int64
-	Warnings []string
+	sum      Summary
 }
 
 // Problem is a row that cannot produce images, reported as file:line.
 type Problem struct {
-	File   string
-	Line   int
-	Column int
-	Field  string
-	Msg    string
+	File    string `json:"-"`
+	Line    int    `json:"line"`
+	Column  int    `json:"column,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }
 
 func (p Problem) Error() string {
@@ -110,22 +63,20 @@ func (p Problem) Error() string {
 		loc += fmt.Sprintf(":%d", p.Column)
 	}
 	if p.Field != "" {
-		return fmt.Sprintf("%s: %s: %s", loc, p.Field, p.Msg)
+		return fmt.Sprintf("%s: %s: %s", loc, p.Field, p.Message)
 	}
-	return loc + ": " + p.Msg
+	return loc + ": " + p.Message
 }
 
-// Plan expands one row into items and calls yield for each, in order. It
-// returns the row's problems; a row with problems yields nothing (a bad
+// Plan expands one row into requests and calls yield for each, in order.
+// It returns the row's problems; a row with problems yields nothing (a bad
 // row is skipped whole, so that its images are not half made). yield may
-// return false to stop early.
-func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
+// return false to stop early. Most callers want PlanRows, which reads a
+// whole input and sums it up.
+func (p *Planner) Plan(row input.Row, yield func(generate.Request) bool) []Problem {
 	p.rowCount++
-	if p.date == "" {
-		p.date = p.Now.Format("2006-01-02")
-	}
 	prob := func(field, format string, args ...any) []Problem {
-		return []Problem{{File: row.File, Line: row.Line, Field: field, Msg: fmt.Sprintf(format, args...)}}
+		return []Problem{{File: row.File, Line: row.Line, Field: field, Message: fmt.Sprintf(format, args...)}}
 	}
 	get := func(field, def string) string {
 		if v, ok := row.Values[field]; ok && strings.TrimSpace(v) != "" {
@@ -133,32 +84,31 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 		}
 		return def
 	}
+	d := p.cfg.Defaults
 
 	// Numbers first: they decide how many images the row makes.
-	n := max(p.Defaults.N, 1)
-	if v := get("n", ""); v != "" {
+	n := max(d.N, 1)
+	if v := get(input.FieldN, ""); v != "" {
 		k, err := strconv.Atoi(v)
 		if err != nil || k < 1 {
-			return prob("n", "%q is not a whole number of images (1 or more)", v)
+			return prob(input.FieldN, "%q is not a whole number of images (1 or more)", v)
 		}
 		n = k
 	}
-	var seed int64
-	hasSeed := p.Defaults.HasSeed
-	seed = p.Defaults.Seed
-	if v := get("seed", ""); v != "" {
+	seed, hasSeed := d.Seed, d.HasSeed
+	if v := get(input.FieldSeed, ""); v != "" {
 		s, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || s < 0 || s > MaxSeed {
-			return prob("seed", "%q is not a seed between 0 and %d", v, MaxSeed)
+			return prob(input.FieldSeed, "%q is not a seed between 0 and %d", v, MaxSeed)
 		}
 		seed, hasSeed = s, true
 	}
 
 	// Expansion only reads the variables, so the row's own map serves.
 	vars := row.Values
-	opts := maps.Clone(p.Defaults.Options)
+	opts := maps.Clone(d.Options)
 	for k, v := range row.Values {
-		if name, ok := strings.CutPrefix(k, "opt."); ok && name != "" {
+		if name, ok := strings.CutPrefix(k, input.OptPrefix); ok && name != "" {
 			if opts == nil {
 				opts = map[string]string{}
 			}
@@ -167,184 +117,178 @@ func (p *Planner) Plan(row input.Row, yield func(Item) bool) []Problem {
 	}
 
 	// The prompt: the batch template, or the row's own prompt as a template.
-	tmpl := p.Template
-	promptSrc := row.Values["prompt"]
+	tmpl := p.template
+	promptSrc := row.Values[input.FieldPrompt]
 	if tmpl == nil {
 		if strings.TrimSpace(promptSrc) == "" {
-			if p.Template == nil {
-				return prob("prompt", "no prompt (the row has no prompt value and no --template was given)")
-			}
+			return prob(input.FieldPrompt, "no prompt: the row has no prompt value and the batch has no prompt template")
 		}
 		if !row.Literal {
 			t, err := p.parse(promptSrc)
 			if err != nil {
-				return prob("prompt", "%v", err)
+				return prob(input.FieldPrompt, "%v", err)
 			}
 			if !t.IsLiteral() {
 				tmpl = t
 			}
 		}
 	}
-	negSrc := get("negative_prompt", p.Defaults.NegativePrompt)
+	negSrc := get(input.FieldNegativePrompt, d.NegativePrompt)
 	var negTmpl *expand.Template
 	if negSrc != "" && !row.Literal && strings.ContainsAny(negSrc, "{_") {
 		t, err := expand.Parse(negSrc)
 		if err != nil {
-			return prob("negative_prompt", "%v", err)
+			return prob(input.FieldNegativePrompt, "%v", err)
 		}
 		if !t.IsLiteral() {
 			negTmpl = t
 		}
 	}
-
 	if !hasSeed {
 		seed = expand.DeriveSeed("row", strconv.Itoa(row.Line), promptSrc, negSrc, varsDigest(vars))
 	}
 
 	combos := int64(1)
 	if tmpl != nil {
-		c, err := p.Expander.Count(tmpl, vars)
+		c, err := p.expander.Count(tmpl, vars)
 		if err != nil {
-			return prob("prompt", "%v", err)
+			return prob(input.FieldPrompt, "%v", err)
 		}
 		combos = c
 	}
-	limit := int64(p.MaxPerRow)
-	if limit <= 0 {
-		limit = int64(p.Expander.MaxImages)
-		if limit <= 0 {
-			limit = 10000
-		}
-	}
-	if combos*int64(n) > limit || combos*int64(n) < 0 {
-		return prob("n", "the row would produce %d images (%d prompts × n=%d), more than the limit of %d (--max-images)", combos*int64(n), combos, n, limit)
+	if total := combos * int64(n); total > p.limit || total < 0 {
+		return prob(input.FieldN, "the row would make %d images (%d prompts × n=%d), more than the limit of %d per row", total, combos, n, p.limit)
 	}
 
 	spec := catalog.Spec{
-		Model:          get("model", p.Defaults.Model),
-		Size:           get("size", p.Defaults.Size),
-		AspectRatio:    get("aspect_ratio", p.Defaults.AspectRatio),
-		Quality:        get("quality", p.Defaults.Quality),
-		Format:         strings.ToLower(get("format", p.Defaults.Format)),
-		Style:          get("style", p.Defaults.Style),
+		Model:          get(input.FieldModel, d.Model),
+		Size:           get(input.FieldSize, d.Size),
+		AspectRatio:    get(input.FieldAspectRatio, d.AspectRatio),
+		Quality:        get(input.FieldQuality, d.Quality),
+		Format:         strings.ToLower(get(input.FieldFormat, d.Format)),
+		Style:          get(input.FieldStyle, d.Style),
 		N:              1, // bulkgen makes one image per provider call
 		HasSeed:        hasSeed,
 		NegativePrompt: negSrc,
 	}
 	if spec.Model == "" {
-		return prob("model", "no model given (set --model or a model column)")
+		return prob(input.FieldModel, "no model given: set the batch's default model or a model column")
 	}
 	if spec.Size != "" {
 		w, h, err := catalog.ParseSize(spec.Size)
 		if err != nil {
-			return prob("size", "%v", err)
+			return prob(input.FieldSize, "%v", err)
 		}
 		spec.Width, spec.Height = w, h
 	}
 
-	nameSrc := get("name", "")
-	nameT := p.Name
-	if nameT == nil {
-		if p.defName == nil {
-			p.defName, _ = expand.ParseName(expand.DefaultNameTemplate)
-		}
-		nameT = p.defName
-	}
-
-	// Collect the prompts first (bounded by limit) so that a problem in
-	// any of them skips the whole row before anything is yielded.
+	// Collect the prompts first (bounded by the limit) so that a problem in
+	// any of them skips the whole row before anything is yielded. Without
+	// combinations, each of the row's n images draws its own variants
+	// (with its own seed), so that "a {red|blue} cup" with n=2 can make
+	// one of each.
 	type prompt struct{ text, neg string }
+	draws := 1
+	if tmpl != nil && !p.expander.Combinatorial && tmpl.HasChoices() {
+		draws = n
+	}
 	var prompts []prompt
-	if tmpl == nil {
-		prompts = append(prompts, prompt{text: promptSrc})
-	} else {
-		err := p.Expander.Expand(tmpl, vars, seed, func(_ int, s string) bool {
+	for k := range draws {
+		if tmpl == nil {
+			prompts = append(prompts, prompt{text: promptSrc})
+			continue
+		}
+		err := p.expander.Expand(tmpl, vars, imageSeed(seed, k), func(_ int, s string) bool {
 			prompts = append(prompts, prompt{text: s})
 			return true
 		})
 		if err != nil {
-			return prob("prompt", "%v", err)
+			return prob(input.FieldPrompt, "%v", err)
 		}
 	}
-	var problems []Problem
 	var resolved catalog.Resolved
 	for i := range prompts {
 		neg := negSrc
 		if negTmpl != nil {
 			var out string
-			if err := p.Expander.Expand(negTmpl, vars, seed, func(_ int, s string) bool { out = s; return false }); err != nil {
-				return prob("negative_prompt", "%v", err)
+			if err := p.expander.Expand(negTmpl, vars, seed, func(_ int, s string) bool { out = s; return false }); err != nil {
+				return prob(input.FieldNegativePrompt, "%v", err)
 			}
 			neg = out
 		}
 		prompts[i].neg = neg
 		if strings.TrimSpace(prompts[i].text) == "" {
-			return prob("prompt", "the prompt is empty after expansion")
+			return prob(input.FieldPrompt, "the prompt is empty after expansion")
 		}
 		spec.Prompt, spec.NegativePrompt = prompts[i].text, neg
-		r, ps := p.Catalog.Check(spec, p.Now)
-		if len(ps) == 0 && p.Available != nil && i == 0 {
-			if err := p.Available(r.Model.Provider); err != nil {
-				return prob("model", "%s: %v", r.Model.ID, err)
-			}
-		}
+		r, ps := p.catalog.Check(spec, p.cfg.Now)
 		if len(ps) > 0 {
+			var problems []Problem
 			for _, q := range ps {
-				problems = append(problems, Problem{File: row.File, Line: row.Line, Field: q.Field, Msg: q.Msg})
+				problems = append(problems, Problem{File: row.File, Line: row.Line, Field: q.Field, Message: q.Msg})
 			}
 			return problems
 		}
 		resolved = r
 	}
+	warnings := resolved.Warnings
+	if p.cfg.Available != nil {
+		if err := p.cfg.Available(resolved.Model.Provider); err != nil {
+			if !p.cfg.DryRun {
+				return prob(input.FieldModel, "%s: %v", resolved.Model.ID, err)
+			}
+			// A dry run prices what the user cannot run yet: that is how
+			// they find out what it would cost before getting a key.
+			warnings = append(warnings[:len(warnings):len(warnings)], fmt.Sprintf("%s cannot run here yet: %v", resolved.Model.ID, err))
+		}
+	}
 
+	recorded := RecordVars(row.Values)
+	nameSrc := get(input.FieldName, "")
+	perPrompt := n
+	if draws > 1 {
+		perPrompt = 1 // each draw is one of the row's n images
+	}
 	idx := 0
 	for c, pr := range prompts {
-		for k := range n {
+		for k := range perPrompt {
 			idx++
-			imgSeed := (seed + int64(c*n+k)) % (MaxSeed + 1)
-			it := Item{
-				SourceFile:     row.File,
-				SourceLine:     row.Line,
-				Row:            p.rowCount,
-				Index:          idx,
-				Prompt:         pr.text,
-				NegativePrompt: pr.neg,
-				Model:          resolved.Model,
-				Width:          resolved.Width,
-				Height:         resolved.Height,
-				AspectRatio:    resolved.AspectRatio,
-				Quality:        resolved.Quality,
-				Style:          resolved.Style,
-				Format:         resolved.Format,
-				Seed:           imgSeed,
-				Options:        opts,
-				Vars:           row.Values,
-				Price:          resolved.PricePerImage,
-				Warnings:       resolved.Warnings,
+			req := generate.Request{
+				SourceFile: row.File, SourceLine: row.Line, Row: p.rowCount, Index: idx,
+				Model: resolved.Model.ID, Provider: resolved.Model.Provider, RemoteModel: resolved.Model.RemoteID,
+				Prompt: pr.text, NegativePrompt: pr.neg,
+				Width: resolved.Width, Height: resolved.Height, AspectRatio: resolved.AspectRatio,
+				Quality: resolved.Quality, Style: resolved.Style, Format: resolved.Format,
+				Seed: imageSeed(seed, c*perPrompt+k), Options: opts, Vars: recorded,
+				Price: resolved.PricePerImage, Warnings: warnings,
 			}
 			if nameSrc != "" {
-				it.ExplicitName = true
-				it.Name = sanitizePath(nameSrc)
-				if it.Name == "" {
-					return prob("name", "%q is not usable as a file name", nameSrc)
+				req.ExplicitName = true
+				req.Name = sanitizePath(nameSrc)
+				if req.Name == "" {
+					return prob(input.FieldName, "%q is not usable as a file name", nameSrc)
 				}
-				if len(prompts)*n > 1 {
-					it.Name += "-" + strconv.Itoa(idx)
+				if len(prompts)*perPrompt > 1 {
+					req.Name += "-" + strconv.Itoa(idx)
 				}
 			} else {
-				name, err := nameT.Render(expand.NameFields{Row: p.rowCount, N: idx, Seed: imgSeed, Model: resolved.Model.ID, Date: p.date}, vars)
+				name, err := p.name.Render(expand.NameFields{Row: p.rowCount, N: idx, Seed: req.Seed, Model: req.Model, Date: p.date}, vars)
 				if err != nil {
-					return prob("name", "%v", err)
+					return prob(input.FieldName, "%v", err)
 				}
-				it.Name = name
+				req.Name = name
 			}
-			if !yield(it) {
+			if !yield(req) {
 				return nil
 			}
 		}
 	}
 	return nil
 }
+
+// imageSeed is the seed of a row's k-th image (from 0): the row's seed
+// plus k, within the range every provider accepts.
+func imageSeed(seed int64, k int) int64 { return (seed + int64(k)) % (MaxSeed + 1) }
 
 // MaxSeed is the largest seed bulkgen sends: Stability's documented maximum,
 // so that one seed works with every provider.
@@ -375,8 +319,8 @@ var recognised = map[string]bool{
 }
 
 // RecordVars are the values recorded with each image: the variables and
-// provider options, without the recognised fields that the record already
-// carries in their own columns.
+// provider options, without the recognised fields that the request
+// already carries in their own fields.
 func RecordVars(values map[string]string) map[string]string {
 	var out map[string]string
 	for k, v := range values {

@@ -6,23 +6,32 @@ import (
 	"time"
 
 	"bulkgen/internal/catalog"
-	"bulkgen/internal/expand"
+	"bulkgen/internal/generate"
 	"bulkgen/internal/input"
 )
 
-func newPlanner(t testing.TB) *Planner {
+// newPlanner returns a planner on the default catalogue with the preview
+// engine as default model; edit, when given, changes the config first.
+func newPlanner(t testing.TB, edit ...func(*Config)) *Planner {
 	t.Helper()
-	return &Planner{
+	cfg := Config{
 		Catalog:  catalog.Default(),
-		Expander: &expand.Expander{},
 		Defaults: Defaults{Model: "preview", N: 1},
 		Now:      time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC),
 	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	p, err := NewPlanner(cfg)
+	if err != nil {
+		t.Fatalf("NewPlanner: %v", err)
+	}
+	return p
 }
 
-func planAll(p *Planner, row input.Row) ([]Item, []Problem) {
-	var items []Item
-	probs := p.Plan(row, func(it Item) bool { items = append(items, it); return true })
+func planAll(p *Planner, row input.Row) ([]generate.Request, []Problem) {
+	var items []generate.Request
+	probs := p.Plan(row, func(it generate.Request) bool { items = append(items, it); return true })
 	return items, probs
 }
 
@@ -33,10 +42,10 @@ func TestPlanRows(t *testing.T) {
 		values    map[string]string
 		wantN     int
 		wantField string // problem field, "" for none
-		check     func(t *testing.T, items []Item)
+		check     func(t *testing.T, items []generate.Request)
 	}{
 		{name: "plain", values: map[string]string{"prompt": "a cat"}, wantN: 1},
-		{name: "n", values: map[string]string{"prompt": "a cat", "n": "3"}, wantN: 3, check: func(t *testing.T, items []Item) {
+		{name: "n", values: map[string]string{"prompt": "a cat", "n": "3"}, wantN: 3, check: func(t *testing.T, items []generate.Request) {
 			seen := map[int64]bool{}
 			for i, it := range items {
 				if it.Index != i+1 {
@@ -48,7 +57,7 @@ func TestPlanRows(t *testing.T) {
 				seen[it.Seed] = true
 			}
 		}},
-		{name: "explicit seed", values: map[string]string{"prompt": "a cat", "n": "2", "seed": "100"}, wantN: 2, check: func(t *testing.T, items []Item) {
+		{name: "explicit seed", values: map[string]string{"prompt": "a cat", "n": "2", "seed": "100"}, wantN: 2, check: func(t *testing.T, items []generate.Request) {
 			if items[0].Seed != 100 || items[1].Seed != 101 {
 				t.Errorf("seeds %d %d, want 100 101", items[0].Seed, items[1].Seed)
 			}
@@ -60,7 +69,7 @@ func TestPlanRows(t *testing.T) {
 		{name: "empty prompt", values: map[string]string{"prompt": "  "}, wantField: "prompt"},
 		{name: "bad template", values: map[string]string{"prompt": "a {cat"}, wantField: "prompt"},
 		{name: "unknown variable", values: map[string]string{"prompt": "a {colour} cat"}, wantField: "prompt"},
-		{name: "variable", values: map[string]string{"prompt": "a {color} cat", "color": "red"}, wantN: 1, check: func(t *testing.T, items []Item) {
+		{name: "variable", values: map[string]string{"prompt": "a {color} cat", "color": "red"}, wantN: 1, check: func(t *testing.T, items []generate.Request) {
 			if items[0].Prompt != "a red cat" {
 				t.Errorf("prompt %q", items[0].Prompt)
 			}
@@ -71,12 +80,12 @@ func TestPlanRows(t *testing.T) {
 		{name: "unknown model", values: map[string]string{"prompt": "a cat", "model": "nope"}, wantField: "model"},
 		{name: "bad size", values: map[string]string{"prompt": "a cat", "size": "big"}, wantField: "size"},
 		{name: "bad format", values: map[string]string{"prompt": "a cat", "format": "gif"}, wantField: "format"},
-		{name: "ratio", values: map[string]string{"prompt": "a cat", "aspect_ratio": "16:9"}, wantN: 1, check: func(t *testing.T, items []Item) {
+		{name: "ratio", values: map[string]string{"prompt": "a cat", "aspect_ratio": "16:9"}, wantN: 1, check: func(t *testing.T, items []generate.Request) {
 			if it := items[0]; it.Width*9 != it.Height*16 && (it.Width <= it.Height) {
 				t.Errorf("16:9 gave %dx%d", it.Width, it.Height)
 			}
 		}},
-		{name: "explicit name", values: map[string]string{"prompt": "a cat", "name": "../../etc/cat", "n": "2"}, wantN: 2, check: func(t *testing.T, items []Item) {
+		{name: "explicit name", values: map[string]string{"prompt": "a cat", "name": "../../etc/cat", "n": "2"}, wantN: 2, check: func(t *testing.T, items []generate.Request) {
 			for _, it := range items {
 				if strings.Contains(it.Name, "..") || strings.HasPrefix(it.Name, "/") {
 					t.Errorf("name %q escapes", it.Name)
@@ -86,7 +95,7 @@ func TestPlanRows(t *testing.T) {
 				t.Errorf("two images share name %q", items[0].Name)
 			}
 		}},
-		{name: "options", values: map[string]string{"prompt": "a cat", "opt.latency": "5ms"}, wantN: 1, check: func(t *testing.T, items []Item) {
+		{name: "options", values: map[string]string{"prompt": "a cat", "opt.latency": "5ms"}, wantN: 1, check: func(t *testing.T, items []generate.Request) {
 			if items[0].Options["latency"] != "5ms" {
 				t.Errorf("options %v", items[0].Options)
 			}
@@ -136,21 +145,52 @@ func TestPlanIsDeterministic(t *testing.T) {
 			t.Errorf("item %d differs between runs: %+v vs %+v", i, a[i], b[i])
 		}
 	}
-	// Both images of a row share the row's variant choice.
-	if a[0].Prompt != a[1].Prompt {
-		t.Errorf("variant differs within a row: %q vs %q", a[0].Prompt, a[1].Prompt)
+	if a[0].Seed == a[1].Seed {
+		t.Errorf("both images of the row have seed %d", a[0].Seed)
+	}
+}
+
+// TestPlanDrawsPerImage: without --combinatorial, each of a row's n
+// images draws its own variants (with its own seed), so "a {red|blue|green}
+// cup" with n=12 makes more than one colour; the same row always draws
+// the same ones.
+func TestPlanDrawsPerImage(t *testing.T) {
+	t.Parallel()
+	row := input.Row{File: "in.csv", Line: 3, Values: map[string]string{"prompt": "a {red|blue|green} cup", "n": "12"}}
+	a, probs := planAll(newPlanner(t), row)
+	if len(probs) > 0 || len(a) != 12 {
+		t.Fatalf("%d items, problems %v", len(a), probs)
+	}
+	b, _ := planAll(newPlanner(t), row)
+	colours := map[string]bool{}
+	for i := range a {
+		colours[a[i].Prompt] = true
+		if a[i].Prompt != b[i].Prompt || a[i].Seed != b[i].Seed {
+			t.Errorf("image %d differs between runs: %q/%d vs %q/%d", i, a[i].Prompt, a[i].Seed, b[i].Prompt, b[i].Seed)
+		}
+		if a[i].Index != i+1 {
+			t.Errorf("image %d has index %d", i, a[i].Index)
+		}
+	}
+	if len(colours) < 2 {
+		t.Errorf("12 images drew only %v", colours)
+	}
+	// A template of plain variables has nothing to draw: every image has
+	// the same prompt.
+	same, _ := planAll(newPlanner(t), input.Row{File: "in.csv", Line: 4, Values: map[string]string{"prompt": "a {color} cup", "color": "red", "n": "3"}})
+	for _, it := range same {
+		if it.Prompt != "a red cup" {
+			t.Errorf("prompt %q, want a red cup", it.Prompt)
+		}
 	}
 }
 
 func TestPlanCombinatorialAndTemplate(t *testing.T) {
 	t.Parallel()
-	p := newPlanner(t)
-	p.Expander.Combinatorial = true
-	tmpl, err := expand.Parse("Studio photo of a {color} {product}, {front|side} view")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Template = tmpl
+	p := newPlanner(t, func(c *Config) {
+		c.Combinatorial = true
+		c.Template = "Studio photo of a {color} {product}, {front|side} view"
+	})
 	items, probs := planAll(p, input.Row{File: "p.csv", Line: 2, Values: map[string]string{"color": "red", "product": "mug"}})
 	if len(probs) > 0 {
 		t.Fatal(probs)
@@ -177,12 +217,10 @@ func TestPlanLiteralManifestRows(t *testing.T) {
 }
 
 func BenchmarkPlan(b *testing.B) {
-	p := newPlanner(b)
-	tmpl, _ := expand.Parse("Studio photo of a {color} {product}, white background")
-	p.Template = tmpl
+	p := newPlanner(b, func(c *Config) { c.Template = "Studio photo of a {color} {product}, white background" })
 	row := input.Row{File: "b.csv", Line: 2, Values: map[string]string{"sku": "A-1", "color": "red", "product": "mug", "aspect_ratio": "1:1"}}
 	b.ReportAllocs()
 	for b.Loop() {
-		p.Plan(row, func(Item) bool { return true })
+		p.Plan(row, func(generate.Request) bool { return true })
 	}
 }

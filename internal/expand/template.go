@@ -132,6 +132,10 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
+// HasChoices reports whether t has variants or wildcards: parts between
+// which a seed chooses.
+func (t *Template) HasChoices() bool { return !t.simple }
+
 // String returns the template source as given to Parse.
 func (t *Template) String() string { return t.src }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"bulkgen/internal/ledger"
 	"bulkgen/internal/provider"
 	"bulkgen/internal/store"
 )
@@ -68,8 +69,8 @@ type record struct {
 	success *successRecord
 
 	// batchDone reports, for one success per batch and group, that the
-	// batch had no pending or running item left once the group committed:
-	// that record's job settles the batch (see checkDone).
+	// batch's counters said every item was final once the group's changes
+	// applied: that record's job settles the batch after the commit.
 	batchDone bool
 	err       error
 	done      chan bool // true: the receiver leads the next group
@@ -131,9 +132,6 @@ func (c *committer) do(r *record) error {
 	defer cancel()
 	c.writeGroup(ctx, group)
 
-	// The next group starts before this one's batches are checked: the
-	// check reads outside the transaction, and the groups are the
-	// bottleneck.
 	c.mu.Lock()
 	if len(c.waiting) > 0 {
 		next := c.waiting[0]
@@ -143,7 +141,6 @@ func (c *committer) do(r *record) error {
 		c.leading = false
 		c.mu.Unlock()
 	}
-	c.checkDone(ctx, group)
 	for _, g := range group {
 		if g != r {
 			g.done <- false
@@ -165,14 +162,25 @@ func (c *committer) writeGroup(ctx context.Context, group []*record) {
 			}
 		}
 	}()
-	err := c.db.Pipelined(ctx, func(p *store.Pipeline) error { return c.apply(p, group) })
+	write := func(rs []*record) error {
+		var done map[int64]bool
+		err := c.db.Pipelined(ctx, func(p *store.Pipeline) (err error) {
+			done, err = c.apply(p, rs)
+			return err
+		})
+		if err == nil {
+			markDone(rs, done)
+		}
+		return err
+	}
+	err := write(group)
 	if err == nil || len(group) == 1 {
 		for _, r := range group {
 			r.err = err
 		}
 	} else {
 		for _, r := range group {
-			r.err = c.db.Pipelined(ctx, func(p *store.Pipeline) error { return c.apply(p, []*record{r}) })
+			r.err = write([]*record{r})
 		}
 	}
 	for _, r := range group {
@@ -183,13 +191,17 @@ func (c *committer) writeGroup(ctx context.Context, group []*record) {
 }
 
 // apply writes group's records with one statement per kind of row, in
-// two rounds (store.Pipeline): the items' moves, whose outcome decides the
-// rest; then the attempts, batch starts, images and their charges, with
-// the commit.
-func (c *committer) apply(p *store.Pipeline, group []*record) error {
+// two rounds (store.Pipeline): the batches' locks and the items' moves,
+// whose outcome decides the rest; then the attempts, batch starts, images,
+// their charges, the batches' counters and the month's usage, with the
+// commit. Once the last round is sent, done holds the batches whose
+// counters say every item is final.
+func (c *committer) apply(p *store.Pipeline, group []*record) (done map[int64]bool, err error) {
 	var starts []*startRecord
 	var successes []*successRecord
+	var batches []int64
 	for _, r := range group {
+		r.batchDone = false
 		switch {
 		case r.start != nil:
 			r.start.item, r.start.started = store.Item{}, false
@@ -197,56 +209,97 @@ func (c *committer) apply(p *store.Pipeline, group []*record) error {
 		case r.success != nil:
 			r.success.final, r.success.created, r.success.ref = false, false, nil
 			successes = append(successes, r.success)
+			batches = append(batches, r.success.item.BatchID)
 		}
 	}
-	// Share locks first, in id order, before any item row is written, so
-	// that the group cannot deadlock with a batch action that holds a
-	// batch's row lock and waits for the group's item rows.
-	locks := make([]int64, 0, len(successes))
-	for _, s := range successes {
-		locks = append(locks, s.item.BatchID)
-	}
-	slices.Sort(locks)
-	c.db.ShareLockBatches(p, slices.Compact(locks))
+	// The locks of the successes' batches come first, in id order, before
+	// any item row is written: every batch action takes its batch's lock
+	// before its items too, so the two cannot deadlock, and the counters
+	// written at the end cannot be changed under the group. A start
+	// changes no counter and takes no lock (its batch may move from queued
+	// to running, which StartBatch does atomically).
+	slices.Sort(batches)
+	c.db.LockBatches(p, slices.Compact(batches))
 
 	started := map[int64]store.Item{}
 	if err := c.db.StartItems(p, runsOf(starts, func(s *startRecord) store.ItemRun { return s.run }), started); err != nil {
-		return err
+		return nil, err
 	}
 	changed := map[int64]bool{}
 	if err := c.db.SucceedItems(p, runsOf(successes, func(s *successRecord) store.ItemRun { return s.run }), changed); err != nil {
-		return err
+		return nil, err
 	}
 	if err := p.Flush(); err != nil {
-		return err
+		return nil, err
 	}
 
 	attempts := c.applyStarts(p, starts, started)
 	owners, refs, err := c.insertImages(p, successes, changed)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	charges := make([]store.ImageCharge, 0, len(owners))
+	deltas := map[int64]*store.BatchDelta{}
+	var order []int64
+	usage := map[store.UsageDelta]*store.UsageDelta{}
+	month := ledger.Month(time.Now())
 	for _, s := range owners {
 		attempts = append(attempts, s.attempt)
 		it := s.item
-		charges = append(charges, store.ImageCharge{Generation: s.image.Generation, Entry: store.LedgerEntry{
-			WorkspaceID: it.WorkspaceID, Kind: store.EntryCharge, Amount: -it.CostEstimate,
-			BatchID: it.BatchID, ItemID: it.ID, Attempt: s.run.Attempt,
-			IdemKey: fmt.Sprintf("charge:item:%d:gen:%d", it.ID, s.image.Generation),
-			Note:    fmt.Sprintf("image of item %d (%s)", it.ID, it.Model),
-		}})
+		charges = append(charges, store.ImageCharge{Generation: s.image.Generation,
+			Entry: ledger.Charge(it.WorkspaceID, it.BatchID, it.ID, s.image.Generation, s.run.Attempt, it.CostEstimate, it.Model)})
+		d := deltas[it.BatchID]
+		if d == nil {
+			d = &store.BatchDelta{BatchID: it.BatchID}
+			deltas[it.BatchID] = d
+			order = append(order, it.BatchID)
+		}
+		d.Add(store.BatchDelta{Succeeded: 1, Spent: it.CostEstimate, Reserved: -it.CostEstimate})
+		k := store.UsageDelta{WorkspaceID: it.WorkspaceID, Month: month, Model: it.Model}
+		u := usage[k]
+		if u == nil {
+			u = &k
+			usage[k] = u
+		}
+		u.Images++
+		u.Credits += it.CostEstimate
 	}
 	if err := c.db.RecordAttempts(p, attempts); err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.db.ChargeImages(p, charges); err != nil {
-		return err
+		return nil, err
+	}
+	counts := make([]store.BatchDelta, 0, len(order))
+	for _, id := range order {
+		counts = append(counts, *deltas[id])
+	}
+	done = map[int64]bool{}
+	if err := c.db.AddBatchCountsMany(p, counts, func(id int64) { done[id] = true }); err != nil {
+		return nil, err
+	}
+	uds := make([]store.UsageDelta, 0, len(usage))
+	for _, u := range usage {
+		uds = append(uds, *u)
+	}
+	if err := c.db.AddUsage(p, uds); err != nil {
+		return nil, err
 	}
 	for i, s := range owners {
 		s.ref = &refs[i] // filled in when the round, with the commit, is sent
 	}
-	return nil
+	return done, nil
+}
+
+// markDone sets batchDone on one committed success of each batch in done:
+// settling recounts the batch, once is enough.
+func markDone(group []*record, done map[int64]bool) {
+	for _, r := range group {
+		if s := r.success; s != nil && s.ref != nil && done[s.item.BatchID] {
+			r.batchDone = true
+			delete(done, s.item.BatchID)
+		}
+	}
 }
 
 func runsOf[R any](rs []R, run func(R) store.ItemRun) []store.ItemRun {
@@ -305,29 +358,4 @@ func (c *committer) insertImages(p *store.Pipeline, successes []*successRecord, 
 	}
 	refs = make([]store.ImageRef, len(ims))
 	return owners, refs, c.db.InsertImages(p, ims, refs)
-}
-
-// checkDone sets batchDone on one committed success of each batch that
-// has no pending or running item left: settling a batch recounts all its
-// items, so one record settles it, not every record of the group's last
-// batch. It looks after the commit, not inside the transaction: of the
-// last items of a batch, committed by different groups (or processes) at
-// once, the group that commits last then always sees the others, so at
-// least one record learns that the batch is done.
-func (c *committer) checkDone(ctx context.Context, group []*record) {
-	checked := map[int64]bool{}
-	for _, r := range group {
-		if r.err != nil || r.success == nil || r.success.final {
-			continue
-		}
-		id := r.success.item.BatchID
-		if checked[id] {
-			continue
-		}
-		checked[id] = true
-		left, err := c.db.BatchHasUnfinished(ctx, c.db.Reader(), id)
-		// On a failed read, say done: settling is idempotent and checks
-		// again under the batch's lock.
-		r.batchDone = err != nil || !left
-	}
 }

@@ -140,8 +140,12 @@ func TestCommitterGroups(t *testing.T) {
 	if len(ims) != n {
 		t.Errorf("%d images, want %d", len(ims), n)
 	}
-	if bal, err := f.db.Balance(ctx, f.db.Reader(), f.ws.ID); err != nil || bal != -3*n {
-		t.Errorf("balance %d, %v; want %d", bal, err, -3*n)
+	if sums, err := f.db.SumLedger(ctx, f.db.Reader(), f.ws.ID, time.Time{}, store.EntryCharge); err != nil || sums[store.EntryCharge] != -3*n {
+		t.Errorf("charges sum to %d, %v; want %d", sums[store.EntryCharge], err, -3*n)
+	}
+	usage, err := f.db.MonthUsage(ctx, f.db.Reader(), f.ws.ID, time.Now().UTC().Format("2006-01"))
+	if err != nil || len(usage) != 1 || usage[0].Images != n || usage[0].Credits != 3*n || usage[0].Model != "preview" {
+		t.Errorf("usage %+v, %v; want %d preview images for %d credits", usage, err, n, 3*n)
 	}
 	for _, it := range f.items[:3] {
 		as, err := f.db.ListAttempts(ctx, f.db.Reader(), f.ws.ID, it.ID, 0, 10)
@@ -158,6 +162,10 @@ func TestCommitterGroups(t *testing.T) {
 	}
 	if b.Status != store.BatchRunning {
 		t.Errorf("batch status %s, want running (its first start moves it)", b.Status)
+	}
+	// The counters were kept by the groups, exactly.
+	if b.SucceededCount != n || b.CostSpent != 3*n || b.Reserved != -3*n {
+		t.Errorf("batch counters: %d succeeded, %d spent, %d reserved; want %d, %d, %d", b.SucceededCount, b.CostSpent, b.Reserved, n, 3*n, -3*n)
 	}
 }
 

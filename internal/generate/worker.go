@@ -15,22 +15,14 @@ import (
 
 	"bulkgen/internal/blob"
 	"bulkgen/internal/catalog"
-	"bulkgen/internal/manifest"
+	"bulkgen/internal/ledger"
 	"bulkgen/internal/provider"
 	"bulkgen/internal/store"
 )
 
-// Defaults of ImageWorker's zero fields.
-const (
-	// DefaultMaxRateLimitSnoozes bounds how often one job waits out a
-	// provider's Retry-After before the item fails: a snooze uses no River
-	// attempt, so without a bound a provider that always answers 429 would
-	// keep a job alive forever.
-	DefaultMaxRateLimitSnoozes = 20
-	// DefaultPausedSnooze is how long a job of a paused batch waits before
-	// it looks at the batch again.
-	DefaultPausedSnooze = 30 * time.Second
-)
+// DefaultPausedSnooze is how long a job of a paused batch waits before it
+// looks at the batch again (ImageWorker.PausedSnooze).
+const DefaultPausedSnooze = 30 * time.Second
 
 // Observer receives the provider-side measurements of image jobs; the
 // metrics package implements it. Every method must be cheap and safe for
@@ -45,6 +37,15 @@ type Observer interface {
 	ProviderError(provider, class string)
 }
 
+// Settler gives a batch whose items are all final its final status and
+// hands back what is left of its reservation (batch.Service implements
+// it). The worker calls it after the transaction that finished the last
+// items has committed; calling it for a batch that is not done, or twice,
+// does nothing.
+type Settler interface {
+	Settle(ctx context.Context, batchID int64) error
+}
+
 // ImageWorker is the River worker for ImageArgs: it makes one item's image
 // and records it.
 //
@@ -52,28 +53,31 @@ type Observer interface {
 // work, so a crash in between re-delivers it), so every side effect is
 // idempotent on the job's identity (item, generation): the blob key is the
 // content hash, the image row is unique per (item, generation), the ledger
-// charge has an idempotency key derived from the same pair, attempts are
-// unique per (item, generation, River attempt), and the batch counters are
-// recomputed rather than incremented.
+// charge has an idempotency key derived from the same pair, a failure's
+// release one derived from the job, attempts are unique per (item,
+// generation, River attempt), and the batch's counters change only in the
+// transaction whose guarded update moved the item.
 //
-// For throughput the batch's row is not written per image: a run changes
-// its item under a shared lock on the batch (store.DB.ShareLockBatch), and
-// only a run that then finds no pending or running item left recounts the
-// batch and gives it its final status (settleIfDone). Recounting per image
-// cost O(items) each, and its exclusive lock serialized every worker of a
-// batch through each commit (about 20 images/s on PostgreSQL, see
-// `bulkgen bench serve`). A file written by a run that died before
-// recording it is left to the blob sweeper (package blobgc), which removes
-// files no image references once they are older than any job can run.
+// The records of many jobs are written in shared transactions (committer):
+// an item starting, an image succeeding. A file written by a run that died
+// before recording it is left to the blob sweeper (package blobgc), which
+// removes files no image references once they are older than any job can
+// run; nothing else deletes image files, so a file that a run is writing
+// can never be removed under it by another (a batch's delete, a duplicate
+// run).
 type ImageWorker struct {
 	river.WorkerDefaults[ImageArgs]
 
 	DB        *store.DB
 	Blobs     blob.Store
 	Generator *Generator
-	// Catalog maps an item's model id to the provider's model id; nil
-	// means catalog.Default().
+	Settler   Settler
+	// Catalog finds the provider's model id of items planned before items
+	// kept it; nil means catalog.Default().
 	Catalog *catalog.Catalog
+	// Policy is the retry policy; its MaxThrottled bounds the Retry-After
+	// waits of one job (River applies MaxAttempts and the backoff).
+	Policy Policy
 	// Logger may be nil (no logs).
 	Logger *slog.Logger
 	// Observer may be nil.
@@ -81,8 +85,6 @@ type ImageWorker struct {
 	// JobTimeout bounds one run of an image job; 0 leaves the client's
 	// default (queue.Config.JobTimeout).
 	JobTimeout time.Duration
-	// MaxRateLimitSnoozes: see DefaultMaxRateLimitSnoozes.
-	MaxRateLimitSnoozes int
 	// PausedSnooze: see DefaultPausedSnooze.
 	PausedSnooze time.Duration
 
@@ -125,7 +127,6 @@ var unfinished = []store.ItemStatus{store.ItemPending, store.ItemRunning}
 func (w *ImageWorker) Work(ctx context.Context, job *river.Job[ImageArgs]) error {
 	gen := job.Args.Generation + 1 // ImageArgs counts from 0, the images table from 1
 	log := w.logger().With("job_id", job.ID, "item_id", job.Args.ItemID, "attempt", job.Attempt)
-	out := readJobOutput(job.Metadata)
 
 	it, started, err := w.start(job, gen)
 	if err != nil {
@@ -136,30 +137,25 @@ func (w *ImageWorker) Work(ctx context.Context, job *river.Job[ImageArgs]) error
 	}
 	log = log.With("batch_id", it.BatchID, "provider", it.Provider)
 
-	var res Output
-	gj, err := w.jobFor(it)
+	var out Output
+	req, err := w.requestOf(it)
 	if err == nil {
 		t0 := time.Now()
-		res, err = w.Generator.Generate(ctx, gj)
+		out, err = w.Generator.Generate(ctx, req)
 		if w.Observer != nil {
 			w.Observer.ObserveProvider(it.Provider, time.Since(t0))
 		}
 	}
 	if err != nil {
-		return w.fail(ctx, log, job, it, gen, out, err)
+		return w.fail(ctx, log, job, it, gen, err)
 	}
-	return w.succeed(ctx, log, job, it, gen, res)
+	return w.succeed(ctx, log, job, it, gen, out)
 }
 
 // start marks the item running and records the attempt (the first item
 // to run also starts its batch), in a transaction shared with other jobs
 // (committer). It reports false when the item is gone or final or its
 // batch paused or canceled.
-//
-// It takes no batch lock: moving an item to running changes no counter, a
-// cancel that got to the item first makes the guarded update a no-op, and
-// StartBatch changes only a queued batch, atomically, so it cannot
-// overwrite a pause or cancel.
 func (w *ImageWorker) start(job *river.Job[ImageArgs], gen int64) (store.Item, bool, error) {
 	s := &startRecord{run: store.ItemRun{ID: job.Args.ItemID, Attempt: int64(job.Attempt)}, gen: gen}
 	if err := w.committer().do(&record{start: s}); err != nil {
@@ -182,9 +178,9 @@ func (w *ImageWorker) notStarted(ctx context.Context, log *slog.Logger, job *riv
 	if isFinal(it.Status) {
 		// An earlier run may have died between recording the item and
 		// settling the batch.
-		return w.settleIfDone(ctx, it)
+		return w.settle(ctx, it.BatchID)
 	}
-	b, err := w.DB.GetBatch(ctx, w.DB.Reader(), it.WorkspaceID, it.BatchID)
+	b, err := w.DB.GetBatchByID(ctx, w.DB.Reader(), it.BatchID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -193,16 +189,13 @@ func (w *ImageWorker) notStarted(ctx context.Context, log *slog.Logger, job *riv
 	}
 	switch b.Status {
 	case store.BatchCanceled:
-		if err := w.DB.Tx(ctx, func(tx *sql.Tx) error {
-			if err := w.DB.ShareLockBatch(ctx, tx, it.BatchID); err != nil {
-				return err
-			}
-			_, err := w.DB.UpdateItemStatus(ctx, tx, it.ID, store.ItemUpdate{Status: store.ItemCanceled, From: unfinished})
-			return err
-		}); err != nil {
+		// The cancel found this item running (its job had started), and
+		// it went back to pending (an interrupted run) before this one.
+		if err := w.finish(ctx, it, job.ID, store.ItemUpdate{Status: store.ItemCanceled, From: unfinished},
+			store.BatchDelta{Canceled: 1}, nil); err != nil {
 			return err
 		}
-		return w.settleIfDone(ctx, it)
+		return w.settle(ctx, it.BatchID)
 	case store.BatchPaused:
 		// Snoozing (rather than finishing) keeps the job live, so a resume
 		// racing with this run cannot leave the item without a job.
@@ -213,32 +206,70 @@ func (w *ImageWorker) notStarted(ctx context.Context, log *slog.Logger, job *riv
 	return river.JobSnooze(time.Second)
 }
 
+// finish moves item it to a final status as u says, in a transaction of
+// its own that holds the batch's lock: when the move happens, the batch's
+// counters take delta and the item's reservation is released; attempt,
+// when set, is recorded either way. It reports through its error only.
+func (w *ImageWorker) finish(ctx context.Context, it store.Item, jobID int64, u store.ItemUpdate, delta store.BatchDelta, attempt *store.Attempt) error {
+	return w.DB.Tx(ctx, func(tx *sql.Tx) error {
+		if err := w.DB.LockBatch(ctx, tx, it.BatchID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // the batch was deleted meanwhile
+			}
+			return err
+		}
+		moved, err := w.DB.UpdateItemStatus(ctx, tx, it.ID, u)
+		if err != nil {
+			return err
+		}
+		if moved {
+			delta.BatchID = it.BatchID
+			delta.Reserved -= it.CostEstimate
+			if err := w.DB.AddBatchCounts(ctx, tx, delta); err != nil {
+				return err
+			}
+			l := ledger.Ledger{DB: w.DB}
+			if err := l.Release(ctx, tx, it.WorkspaceID, it.BatchID, it.ID, it.CostEstimate, ledger.ReleaseKey(jobID),
+				fmt.Sprintf("item %d %s", it.ID, u.Status)); err != nil {
+				return err
+			}
+		}
+		if attempt != nil {
+			if _, err := w.DB.RecordAttempt(ctx, tx, *attempt); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // succeed stores the image file and then records the image, the item's
 // success, the charge and the attempt in a shared transaction
 // (committer). A file whose record never commits (the process died in
-// between) is removed later by the blob sweeper (package blobgc).
-func (w *ImageWorker) succeed(ctx context.Context, log *slog.Logger, job *river.Job[ImageArgs], it store.Item, gen int64, res Output) error {
-	key := blob.KeyFor(res.SHA256, res.Format)
+// between, or another run recorded the item first) is removed later by the
+// blob sweeper (package blobgc).
+func (w *ImageWorker) succeed(ctx context.Context, log *slog.Logger, job *river.Job[ImageArgs], it store.Item, gen int64, out Output) error {
+	key := blob.KeyFor(out.SHA256, out.Format)
 	if key == "" {
-		return fmt.Errorf("image of item %d: no blob key for sha256 %q format %q", it.ID, res.SHA256, res.Format)
+		return fmt.Errorf("image of item %d: no blob key for sha256 %q format %q", it.ID, out.SHA256, out.Format)
 	}
-	if err := w.Blobs.Put(ctx, key, bytes.NewReader(res.Data)); err != nil {
+	if err := w.Blobs.Put(ctx, key, bytes.NewReader(out.Data)); err != nil {
 		return fmt.Errorf("store image of item %d: %w", it.ID, err)
 	}
-	rec := res.Record
+	latency := out.Latency.Milliseconds()
 	sr := &successRecord{
 		item: it,
 		run:  store.ItemRun{ID: it.ID, Attempt: int64(job.Attempt)},
 		image: store.Image{
 			ItemID: it.ID, BatchID: it.BatchID, WorkspaceID: it.WorkspaceID, Generation: gen,
-			ParentID: it.ParentImageID, BlobKey: key, SHA256: res.SHA256, Bytes: int64(len(res.Data)),
-			Width: int64(rec.Width), Height: int64(rec.Height), Format: res.Format,
-			Seed: rec.Seed, HasSeed: it.HasSeed, Provider: rec.Provider, Model: it.Model,
-			RequestID: rec.RequestID, Cost: it.CostEstimate, LatencyMS: rec.LatencyMS, IsPreview: rec.Preview,
+			ParentID: it.ParentImageID, BlobKey: key, SHA256: out.SHA256, Bytes: int64(len(out.Data)),
+			Width: int64(out.Width), Height: int64(out.Height), Format: out.Format,
+			Seed: out.Seed, HasSeed: it.HasSeed, Provider: it.Provider, Model: it.Model,
+			RequestID: out.RequestID, Cost: it.CostEstimate, LatencyMS: latency, IsPreview: out.Preview,
 		},
 		attempt: store.Attempt{
 			ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: gen, JobAttempt: int64(job.Attempt),
-			Status: store.AttemptSucceeded, LatencyMS: rec.LatencyMS, RequestID: rec.RequestID,
+			Status: store.AttemptSucceeded, LatencyMS: latency, RequestID: out.RequestID,
 			FinishedAt: time.Now(),
 		},
 	}
@@ -246,27 +277,23 @@ func (w *ImageWorker) succeed(ctx context.Context, log *slog.Logger, job *river.
 	if err := w.committer().do(r); err != nil {
 		return err
 	}
-	final, created := sr.final, sr.created
-	if final || !created {
-		// Another run recorded this item's image first (or the item was
-		// canceled): this run's file is not referenced unless it happens
-		// to be byte-identical to the recorded one.
-		if derr := w.dropStrayBlob(ctx, key); derr != nil {
-			log.WarnContext(ctx, "cannot remove the file of a duplicate run", "blob_key", key, "err", derr)
-		}
-	} else if w.Observer != nil {
-		w.Observer.ImageGenerated(it.Provider)
-	}
-	if final || !r.batchDone {
+	if sr.final {
+		log.InfoContext(ctx, "image made for an item finished meanwhile; its file is left to the sweeper", "blob_key", key)
 		return nil
 	}
-	return w.settleIfDone(ctx, it)
+	if w.Observer != nil {
+		w.Observer.ImageGenerated(it.Provider)
+	}
+	if !r.batchDone {
+		return nil
+	}
+	return w.settle(ctx, it.BatchID)
 }
 
 // fail records a failed provider call and decides what River does next:
 // wait out a Retry-After (snooze), retry with backoff (return the error),
-// or give up (item failed, job cancelled).
-func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job[ImageArgs], it store.Item, gen int64, out jobOutput, cause error) error {
+// or give up (item failed and its reservation released, job cancelled).
+func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job[ImageArgs], it store.Item, gen int64, cause error) error {
 	class := provider.ClassOf(cause)
 	if ctx.Err() != nil {
 		// Our own deadline or a shutdown interrupted the call: that says
@@ -280,11 +307,9 @@ func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 
+	policy := w.Policy.Normalized()
+	out := readJobOutput(job.Metadata)
 	retryAfter := provider.RetryAfterOf(cause)
-	maxSnoozes := w.MaxRateLimitSnoozes
-	if maxSnoozes <= 0 {
-		maxSnoozes = DefaultMaxRateLimitSnoozes
-	}
 	attempt := store.Attempt{
 		ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: gen, JobAttempt: int64(job.Attempt),
 		Status: store.AttemptFailed, ErrorClass: string(class), Error: cause.Error(), FinishedAt: time.Now(),
@@ -316,16 +341,16 @@ func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job
 		}
 		log.InfoContext(ctx, "image interrupted by shutdown; handed back to the queue")
 		return river.JobSnooze(0)
-	case class == provider.Retryable && retryAfter > 0 && out.RateLimited < maxSnoozes:
+	case class == provider.Retryable && retryAfter > 0 && out.RateLimited < policy.MaxThrottled:
 		out.RateLimited++
-		w.recordJobOutput(ctx, out)
+		_ = river.RecordOutput(ctx, out) // written when the run ends; outside River (a test) there is none
 		if err := retry(store.AttemptSnoozed); err != nil {
 			return err
 		}
 		log.InfoContext(ctx, "provider asked to wait", "retry_after", retryAfter, "snoozes", out.RateLimited)
 		return river.JobSnooze(retryAfter)
 	case class == provider.Retryable && retryAfter > 0:
-		// The snooze budget is spent: give up below.
+		// The throttling budget is spent: give up below.
 	case class == provider.Retryable && job.Attempt < job.MaxAttempts:
 		if err := retry(store.AttemptFailed); err != nil {
 			return err
@@ -336,28 +361,17 @@ func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job
 
 	msg := cause.Error()
 	switch {
-	case class == provider.Retryable && retryAfter > 0 && out.RateLimited >= maxSnoozes:
+	case class == provider.Retryable && retryAfter > 0:
 		msg = fmt.Sprintf("%s (gave up after waiting out %d rate limits)", msg, out.RateLimited)
 	case class == provider.Retryable:
 		msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, job.Attempt)
 	}
-	err := w.DB.Tx(bg, func(tx *sql.Tx) error {
-		if err := w.DB.ShareLockBatch(bg, tx, it.BatchID); err != nil {
-			return err
-		}
-		if _, err := w.DB.UpdateItemStatus(bg, tx, it.ID, store.ItemUpdate{
-			Status: store.ItemFailed, Error: msg, ErrorClass: string(class),
-			Attempts: int64(job.Attempt), From: unfinished,
-		}); err != nil {
-			return err
-		}
-		_, err := w.DB.RecordAttempt(bg, tx, attempt)
-		return err
-	})
-	if err != nil {
+	if err := w.finish(bg, it, job.ID, store.ItemUpdate{
+		Status: store.ItemFailed, Error: msg, ErrorClass: string(class), Attempts: int64(job.Attempt), From: unfinished,
+	}, store.BatchDelta{Failed: 1}, &attempt); err != nil {
 		return err
 	}
-	if err := w.settleIfDone(bg, it); err != nil {
+	if err := w.settle(bg, it.BatchID); err != nil {
 		return err
 	}
 	switch class {
@@ -389,141 +403,59 @@ func (w *ImageWorker) pauseProvider(ctx context.Context, log *slog.Logger, job *
 	}
 }
 
-// settleIfDone settles the batch (settleBatch) when, after this run's
-// transaction has committed, none of its items is pending or running. Of
-// the last items to finish, the one committed last always sees the others
-// committed, so at least one run settles; settling twice is harmless. Most
-// runs only read one index entry here.
-func (w *ImageWorker) settleIfDone(ctx context.Context, it store.Item) error {
-	left, err := w.DB.BatchHasUnfinished(ctx, w.DB.Reader(), it.BatchID)
-	if err != nil || left {
-		return err
+// settle hands a batch that may be done to the Settler.
+func (w *ImageWorker) settle(ctx context.Context, batchID int64) error {
+	if w.Settler == nil {
+		return nil
 	}
-	err = w.DB.Tx(ctx, func(tx *sql.Tx) error {
-		if err := w.DB.LockBatch(ctx, tx, it.BatchID); err != nil {
-			return err
+	return w.Settler.Settle(ctx, batchID)
+}
+
+// requestOf is the request an item row stores. An item whose options do
+// not decode, or whose model has left the catalogue before items kept
+// the provider's model id, fails as Invalid: retrying cannot help.
+func (w *ImageWorker) requestOf(it store.Item) (Request, error) {
+	req, err := RequestOf(it)
+	if err != nil {
+		return Request{}, &provider.Error{Class: provider.Invalid, Provider: it.Provider, Message: err.Error()}
+	}
+	if req.RemoteModel == "" {
+		cat := w.Catalog
+		if cat == nil {
+			cat = catalog.Default()
 		}
-		return w.settleBatch(ctx, tx, it)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // the batch was deleted meanwhile
+		m, err := cat.Lookup(it.Model)
+		if m == nil {
+			return Request{}, &provider.Error{Class: provider.Invalid, Provider: it.Provider, Message: fmt.Sprintf("model %q: %v", it.Model, err)}
+		}
+		req.RemoteModel = m.RemoteID
 	}
-	return err
+	return req, nil
 }
 
-// settleBatch recomputes the batch's counters and, once none of its items
-// can change any more, gives it its final status. Call it inside a
-// transaction that took the batch's lock (store.DB.LockBatch) before: the
-// lock waits for every worker that holds ShareLockBatch, and recounts of
-// the same batch must not overlap, or one of them misses the other's item.
-func (w *ImageWorker) settleBatch(ctx context.Context, tx *sql.Tx, it store.Item) error {
-	if err := w.DB.RecountBatch(ctx, tx, it.BatchID); err != nil {
-		return err
-	}
-	b, err := w.DB.GetBatch(ctx, tx, it.WorkspaceID, it.BatchID)
-	if err != nil {
-		return err
-	}
-	if b.Status.Final() || b.SucceededCount+b.FailedCount+b.CanceledCount < b.TotalCount {
-		return nil
-	}
-	// The counters say everything is done; the items have the last word
-	// (total_count is only as right as whoever last added items).
-	p, err := w.DB.GetBatchProgress(ctx, tx, it.BatchID)
-	if err != nil {
-		return err
-	}
-	if p.Counts[store.ItemPending]+p.Counts[store.ItemRunning] > 0 {
-		return nil
-	}
-	return w.DB.SetBatchStatus(ctx, tx, b.ID, FinalBatchStatus(p.Counts))
-}
-
-// FinalBatchStatus is the status of a batch none of whose items can change
-// any more: succeeded when every item succeeded, partial when some did,
-// failed when none did and some failed, canceled otherwise.
-func FinalBatchStatus(counts map[store.ItemStatus]int64) store.BatchStatus {
-	ok, failed, canceled := counts[store.ItemSucceeded], counts[store.ItemFailed], counts[store.ItemCanceled]
-	switch {
-	case failed == 0 && canceled == 0:
-		return store.BatchSucceeded
-	case ok > 0:
-		return store.BatchPartial
-	case failed > 0:
-		return store.BatchFailed
-	}
-	return store.BatchCanceled
-}
-
-// jobFor builds the generation request from the item row. An item whose
-// model has left the catalogue, or whose options do not decode, fails as
-// Invalid: retrying cannot help.
-func (w *ImageWorker) jobFor(it store.Item) (Job, error) {
-	cat := w.Catalog
-	if cat == nil {
-		cat = catalog.Default()
-	}
-	m, err := cat.Lookup(it.Model)
-	if m == nil {
-		return Job{}, &provider.Error{Class: provider.Invalid, Provider: it.Provider, Message: fmt.Sprintf("model %q: %v", it.Model, err)}
-	}
-	// A model retired since the batch was planned is still tried: the
-	// provider answers for itself.
+// RequestOf is the request an item row stores (the server's worker, and
+// regeneration, read it back). It fails only when the row's options do
+// not decode; its variables only annotate the image, so bad ones are
+// dropped.
+func RequestOf(it store.Item) (Request, error) {
 	var opts map[string]string
 	if len(it.Options) > 0 && string(it.Options) != "null" {
 		if err := json.Unmarshal(it.Options, &opts); err != nil {
-			return Job{}, &provider.Error{Class: provider.Invalid, Provider: it.Provider, Message: fmt.Sprintf("item options: %v", err)}
+			return Request{}, fmt.Errorf("item %d options: %w", it.ID, err)
 		}
 	}
 	var vars map[string]string
 	if len(it.Vars) > 0 && string(it.Vars) != "null" {
-		_ = json.Unmarshal(it.Vars, &vars) // vars only annotate the record; a bad value loses them
+		_ = json.Unmarshal(it.Vars, &vars)
 	}
-	prov := it.Provider
-	if prov == "" {
-		prov = m.Provider
-	}
-	return Job{
-		Provider:    prov,
-		RemoteModel: m.RemoteID,
-		Request: provider.Request{
-			Prompt: it.Prompt, NegativePrompt: it.NegativePrompt,
-			Width: int(it.Width), Height: int(it.Height), AspectRatio: it.AspectRatio,
-			Quality: it.Quality, Style: it.Style, Format: it.Format,
-			Seed: it.Seed, HasSeed: it.HasSeed, Count: 1, Options: opts,
-		},
-		Record: manifest.Record{
-			SourceLine: int(it.SourceLine), Index: int(it.Index), ImageFile: it.Name,
-			Status: manifest.StatusPending, Prompt: it.Prompt, NegativePrompt: it.NegativePrompt,
-			Model: it.Model, Provider: prov, Width: int(it.Width), Height: int(it.Height),
-			AspectRatio: it.AspectRatio, Quality: it.Quality, Style: it.Style, Format: it.Format,
-			Seed: it.Seed, Cost: it.CostEstimate, Vars: vars,
-		},
+	return Request{
+		SourceLine: int(it.SourceLine), Index: int(it.Index),
+		Model: it.Model, Provider: it.Provider, RemoteModel: it.RemoteModel,
+		Prompt: it.Prompt, NegativePrompt: it.NegativePrompt,
+		Width: int(it.Width), Height: int(it.Height), AspectRatio: it.AspectRatio,
+		Quality: it.Quality, Style: it.Style, Format: it.Format, Seed: it.Seed,
+		Options: opts, Vars: vars, Name: it.Name, Price: it.CostEstimate,
 	}, nil
-}
-
-// recordJobOutput sets out as the job's output, which River writes when
-// the run ends (also on a snooze or an error). It reports whether the call
-// runs inside a River worker.
-func (w *ImageWorker) recordJobOutput(ctx context.Context, out jobOutput) bool {
-	return river.RecordOutput(ctx, out) == nil
-}
-
-// dropStrayBlob deletes the file under key unless an image row uses it.
-func (w *ImageWorker) dropStrayBlob(ctx context.Context, key string) error {
-	if key == "" {
-		return nil
-	}
-	stray, err := w.DB.UnreferencedBlobKeys(ctx, w.DB.Reader(), []string{key})
-	if err != nil {
-		return err
-	}
-	for _, k := range stray {
-		if err := w.Blobs.Delete(ctx, k); err != nil {
-			return fmt.Errorf("remove unrecorded image file: %w", err)
-		}
-	}
-	return nil
 }
 
 func (w *ImageWorker) pausedSnooze() time.Duration {

@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,8 @@ import (
 	"bulkgen/internal/blob/fileblob"
 	"bulkgen/internal/catalog"
 	"bulkgen/internal/generate"
+	"bulkgen/internal/input"
+	"bulkgen/internal/ledger"
 	"bulkgen/internal/provider"
 	"bulkgen/internal/provider/preview"
 	"bulkgen/internal/queue"
@@ -60,8 +64,20 @@ type bundle struct {
 	blobDir string
 	worker  *generate.ImageWorker
 	client  *river.Client[*sql.Tx]
+	batches *batch.Service
 	ws      store.Workspace
 	user    store.User
+}
+
+// pricedCatalog is the default catalogue with the preview engine at 3
+// credits an image, so that charges and reservations show.
+func pricedCatalog(t *testing.T) *catalog.Catalog {
+	t.Helper()
+	cat, err := catalog.Load(catalog.DefaultJSON(), strings.NewReader(`{"models":[{"id":"preview","price":{"base":3}}]}`))
+	if err != nil {
+		t.Fatalf("catalog: %v", err)
+	}
+	return cat
 }
 
 type options struct {
@@ -89,9 +105,12 @@ func setup(t *testing.T, opts options) *bundle {
 		}
 		p = eng
 	}
+	cat := pricedCatalog(t)
+	svc := &batch.Service{DB: db, Ledger: &ledger.Ledger{DB: db}, Catalog: cat, Logger: testLogger()}
 	w := &generate.ImageWorker{
 		DB: db, Blobs: blobs, Generator: &generate.Generator{Providers: providers{preview.Name: p}},
-		JobTimeout: 30 * time.Second, MaxRateLimitSnoozes: 2, Logger: testLogger(),
+		Settler: svc, Policy: generate.Policy{MaxThrottled: 2},
+		JobTimeout: 30 * time.Second, Logger: testLogger(),
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, w)
@@ -103,12 +122,14 @@ func setup(t *testing.T, opts options) *bundle {
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: 20 * time.Millisecond,
 		MaxAttempts:       opts.maxAttempts,
-		Retry:             queue.RetryPolicy{Min: time.Millisecond, Max: 5 * time.Millisecond},
+		Retry:             generate.Policy{RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond},
 		TestOnly:          true,
 	}, workers, testLogger())
 	if err != nil {
 		t.Fatalf("queue.New: %v", err)
 	}
+	svc.Queue = client
+	svc.Policy = generate.Policy{MaxAttempts: opts.maxAttempts}
 	if opts.start {
 		if err := client.Start(t.Context()); err != nil {
 			t.Fatalf("start client: %v", err)
@@ -130,35 +151,45 @@ func setup(t *testing.T, opts options) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{db: db, blobs: blobs, blobDir: dir, worker: w, client: client, ws: ws, user: u}
+	if err := svc.Ledger.Grant(ctx, db.Writer(), ws.ID, 1000, "", "test credits"); err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{db: db, blobs: blobs, blobDir: dir, worker: w, client: client, batches: svc, ws: ws, user: u}
 }
 
 // submit creates a batch of n preview images with the given provider
 // options through the real Submitter, jobs included.
 func (b *bundle) submit(t *testing.T, n int, opts map[string]string) store.Batch {
 	t.Helper()
-	m, err := catalog.Default().Lookup("preview")
-	if err != nil {
-		t.Fatal(err)
+	rows := make([]map[string]string, n)
+	for i := range n {
+		rows[i] = map[string]string{"prompt": fmt.Sprintf("a red fox number %d", i), "seed": strconv.Itoa(i),
+			"size": "16x16", "name": fmt.Sprintf("fox-%03d", i)}
+		for k, v := range opts {
+			rows[i]["opt."+k] = v
+		}
 	}
-	sub := &batch.Submitter{DB: b.db, River: b.client}
-	out, err := sub.Submit(t.Context(), store.Batch{WorkspaceID: b.ws.ID, UserID: b.user.ID, Name: "test"},
-		func(yield func(batch.Item) error) error {
-			for i := range n {
-				if err := yield(batch.Item{
-					SourceLine: i + 2, Row: i + 1, Index: 1, Prompt: fmt.Sprintf("a red fox number %d", i),
-					Model: m, Width: 16, Height: 16, Format: "png", Seed: int64(i), Options: opts,
-					Name: fmt.Sprintf("fox-%03d", i), Price: 3,
-				}); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	created, err := b.batches.Create(t.Context(), batch.Spec{WorkspaceID: b.ws.ID, UserID: b.user.ID, Name: "test",
+		Plan: batch.Config{Defaults: batch.Defaults{Model: "preview", Format: "png"}}},
+		batch.InputFunc(func() (batch.RowSource, error) { return &mapRows{rows: rows}, nil }))
 	if err != nil {
 		t.Fatalf("submit: %v", err)
 	}
-	return out
+	return created.Batch
+}
+
+// mapRows are input rows given as maps.
+type mapRows struct {
+	rows []map[string]string
+	next int
+}
+
+func (m *mapRows) Next() (input.Row, error) {
+	if m.next >= len(m.rows) {
+		return input.Row{}, io.EOF
+	}
+	m.next++
+	return input.Row{File: "test", Line: m.next + 1, Values: m.rows[m.next-1]}, nil
 }
 
 // waitFinal waits until the batch reaches a final status.
@@ -276,6 +307,26 @@ func (b *bundle) checkAllSucceeded(t *testing.T, bt store.Batch, n int) {
 	if bt.CostSpent != int64(3*n) {
 		t.Errorf("cost spent %d, want %d", bt.CostSpent, 3*n)
 	}
+	b.checkCredits(t, bt, int64(1000-3*n))
+}
+
+// checkCredits asserts that the finished batch holds nothing, that the
+// workspace's balance is balance, and that the ledger adds up.
+func (b *bundle) checkCredits(t *testing.T, bt store.Batch, balance int64) {
+	t.Helper()
+	if bt.Reserved != 0 {
+		t.Errorf("finished batch still holds %d credits", bt.Reserved)
+	}
+	acc, err := b.batches.Ledger.Account(t.Context(), b.db.Reader(), b.ws.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc.Balance != balance {
+		t.Errorf("balance %d, want %d", acc.Balance, balance)
+	}
+	if err := b.batches.Ledger.Verify(t.Context(), b.db.Reader(), b.ws.ID); err != nil {
+		t.Error(err)
+	}
 }
 
 func TestImageWorkerCompletesBatch(t *testing.T) {
@@ -350,8 +401,8 @@ func TestImageWorkerGivesUp(t *testing.T) {
 					return err == nil && q.PausedAt != nil
 				})
 				waitFor(t, func() bool {
-					got, err := b.db.GetBatchProgress(t.Context(), b.db.Reader(), bt.ID)
-					return err == nil && got.Counts[store.ItemFailed] >= 1
+					got, err := b.db.GetBatch(t.Context(), b.db.Reader(), b.ws.ID, bt.ID)
+					return err == nil && got.FailedCount >= 1
 				})
 				for _, it := range b.items(t, bt.ID) {
 					if it.Status == store.ItemFailed && (it.ErrorClass != string(tt.wantClass) || !strings.Contains(it.Error, tt.wantError)) {
@@ -378,9 +429,11 @@ func TestImageWorkerGivesUp(t *testing.T) {
 			// Not stuck: the jobs end too (River records their end just
 			// after the work returns).
 			waitFor(t, func() bool {
-				jobs, err := b.db.BatchJobIDs(t.Context(), b.db.Reader(), bt.ID, nil, store.LiveJobStates)
-				return err == nil && len(jobs) == 0
+				live, err := b.db.LiveJobs(t.Context(), b.db.Reader(), bt.ID)
+				return err == nil && live == 0
 			})
+			// Every failed image handed its credits back.
+			b.checkCredits(t, got, 1000)
 		})
 	}
 }
@@ -482,7 +535,7 @@ func TestImageWorkerObserver(t *testing.T) {
 	}
 }
 
-func TestFinalBatchStatus(t *testing.T) {
+func TestFinalStatus(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		ok, failed, canceled int64
@@ -496,7 +549,7 @@ func TestFinalBatchStatus(t *testing.T) {
 		{0, 0, 2, store.BatchCanceled},
 	}
 	for _, tt := range tests {
-		got := generate.FinalBatchStatus(map[store.ItemStatus]int64{
+		got := batch.FinalStatus(map[store.ItemStatus]int64{
 			store.ItemSucceeded: tt.ok, store.ItemFailed: tt.failed, store.ItemCanceled: tt.canceled})
 		if got != tt.want {
 			t.Errorf("%d ok %d failed %d canceled: %s, want %s", tt.ok, tt.failed, tt.canceled, got, tt.want)

@@ -6,7 +6,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
+
+	"bulkgen/internal/generate"
 )
 
 type noopArgs struct{}
@@ -21,11 +22,12 @@ func TestRiverConfigDefaults(t *testing.T) {
 	t.Parallel()
 	workers := river.NewWorkers()
 	river.AddWorker(workers, noopWorker{})
-	rc, err := riverConfig(Config{Queues: map[string]Queue{"openai": {MaxWorkers: 8}}}, workers, nil)
+	retry := generate.Policy{}
+	rc, err := riverConfig(Config{Queues: map[string]Queue{"openai": {MaxWorkers: 8}}, MaxAttempts: 3, Retry: retry}, workers, nil)
 	if err != nil {
 		t.Fatalf("riverConfig: %v", err)
 	}
-	if rc.MaxAttempts != DefaultMaxAttempts || rc.JobTimeout != DefaultJobTimeout ||
+	if rc.MaxAttempts != 3 || rc.JobTimeout != DefaultJobTimeout ||
 		rc.RescueStuckJobsAfter != DefaultRescueStuckJobsAfter || rc.FetchCooldown != DefaultFetchCooldown ||
 		rc.FetchPollInterval != DefaultFetchPollInterval {
 		t.Errorf("defaults not applied: %+v", rc)
@@ -36,8 +38,8 @@ func TestRiverConfigDefaults(t *testing.T) {
 	if got := rc.Queues[river.QueueDefault].MaxWorkers; got != DefaultQueueMaxWorkers {
 		t.Errorf("default queue MaxWorkers = %d, want %d", got, DefaultQueueMaxWorkers)
 	}
-	if p, ok := rc.RetryPolicy.(RetryPolicy); !ok || p.Min != DefaultRetryMin || p.Max != DefaultRetryMax {
-		t.Errorf("RetryPolicy = %#v, want RetryPolicy with the default bounds", rc.RetryPolicy)
+	if rc.RetryPolicy != retry {
+		t.Errorf("RetryPolicy = %#v, want the one given", rc.RetryPolicy)
 	}
 
 	insertOnly, err := riverConfig(Config{InsertOnly: true, Queues: map[string]Queue{"openai": {MaxWorkers: 1}}}, nil, nil)
@@ -58,10 +60,12 @@ func TestRiverConfigRejects(t *testing.T) {
 		cfg     Config
 		workers *river.Workers
 	}{
-		{"no workers", Config{}, nil},
-		{"zero max workers", Config{Queues: map[string]Queue{"fal": {}}}, workers},
-		{"poll below cooldown", Config{FetchCooldown: time.Second, FetchPollInterval: time.Millisecond}, workers},
-		{"rescue before timeout", Config{JobTimeout: 10 * time.Minute, RescueStuckJobsAfter: 5 * time.Minute}, workers},
+		{"no workers", Config{MaxAttempts: 3, Retry: generate.Policy{}}, nil},
+		{"no max attempts", Config{Retry: generate.Policy{}}, workers},
+		{"no retry policy", Config{MaxAttempts: 3}, workers},
+		{"zero max workers", Config{MaxAttempts: 3, Retry: generate.Policy{}, Queues: map[string]Queue{"fal": {}}}, workers},
+		{"poll below cooldown", Config{MaxAttempts: 3, Retry: generate.Policy{}, FetchCooldown: time.Second, FetchPollInterval: time.Millisecond}, workers},
+		{"rescue before timeout", Config{MaxAttempts: 3, Retry: generate.Policy{}, JobTimeout: 10 * time.Minute, RescueStuckJobsAfter: 5 * time.Minute}, workers},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,37 +74,5 @@ func TestRiverConfigRejects(t *testing.T) {
 				t.Errorf("riverConfig(%+v) succeeded, want an error", tt.cfg)
 			}
 		})
-	}
-}
-
-func TestRetryPolicy(t *testing.T) {
-	t.Parallel()
-	p := RetryPolicy{}
-	wantCeilings := []time.Duration{
-		2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 32 * time.Second,
-		64 * time.Second, 128 * time.Second, 180 * time.Second, 180 * time.Second,
-	}
-	for i, want := range wantCeilings {
-		failures := i + 1
-		if got := p.Ceiling(failures); got != want {
-			t.Errorf("Ceiling(%d) = %s, want %s", failures, got, want)
-		}
-		for range 50 {
-			d := p.Delay(failures)
-			if d < want/2 || d > want {
-				t.Fatalf("Delay(%d) = %s, want within [%s, %s]", failures, d, want/2, want)
-			}
-		}
-	}
-	// Many failures must neither overflow nor exceed the cap.
-	if got := p.Ceiling(10_000); got != DefaultRetryMax {
-		t.Errorf("Ceiling(10000) = %s, want %s", got, DefaultRetryMax)
-	}
-	// Snoozes add no errors, so a job with two recorded errors waits as
-	// after its third failure whatever its attempt number.
-	before := time.Now()
-	at := p.NextRetry(&rivertype.JobRow{Attempt: 7, Errors: make([]rivertype.AttemptError, 2)})
-	if wait := at.Sub(before); wait < 4*time.Second || wait > 8*time.Second+time.Second {
-		t.Errorf("NextRetry after 2 errors waits %s, want about [4s, 8s]", wait)
 	}
 }

@@ -15,14 +15,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
-	"github.com/riverqueue/river/rivertype"
 
 	"bulkgen/internal/store"
 )
@@ -47,14 +45,6 @@ const (
 	// DefaultRescueStuckJobsAfter replaces River's 1 hour: a job whose node
 	// died is retried after minutes, not an hour.
 	DefaultRescueStuckJobsAfter = 5 * time.Minute
-
-	// DefaultMaxAttempts replaces River's 25.
-	DefaultMaxAttempts = 10
-
-	// DefaultRetryMin and DefaultRetryMax bound the backoff between
-	// attempts (River's own grows as attempt^4, about 20 days in all).
-	DefaultRetryMin = 2 * time.Second
-	DefaultRetryMax = 3 * time.Minute
 )
 
 // Config configures New. Zero fields take the Default values above.
@@ -78,11 +68,15 @@ type Config struct {
 	// River assumes its node died and retries it. Must exceed JobTimeout.
 	RescueStuckJobsAfter time.Duration
 
-	// MaxAttempts is the default number of runs before a job is discarded.
+	// MaxAttempts is the number of runs before a job is discarded, and
+	// Retry the backoff between failed attempts. Both are required unless
+	// InsertOnly: River's own defaults (25 attempts, attempt^4 backoff,
+	// about 20 days in all) are wrong for image jobs, whose policy is
+	// generate.Policy. (The batch service also sets each image job's
+	// MaxAttempts when it inserts it, so an insert-only client needs
+	// neither.)
 	MaxAttempts int
-
-	// Retry is the backoff between failed attempts.
-	Retry RetryPolicy
+	Retry       river.ClientRetryPolicy
 
 	// InsertOnly builds a client that inserts jobs but never works them,
 	// for API-only nodes. Start must not be called on it.
@@ -152,13 +146,10 @@ func riverConfig(cfg Config, workers *river.Workers, logger *slog.Logger) (*rive
 		JobTimeout:           withDefault(cfg.JobTimeout, DefaultJobTimeout),
 		RescueStuckJobsAfter: withDefault(cfg.RescueStuckJobsAfter, DefaultRescueStuckJobsAfter),
 		MaxAttempts:          cfg.MaxAttempts,
-		RetryPolicy:          cfg.Retry.withDefaults(),
+		RetryPolicy:          cfg.Retry,
 		Logger:               logger,
 		TestOnly:             cfg.TestOnly,
 		Workers:              workers,
-	}
-	if rc.MaxAttempts == 0 {
-		rc.MaxAttempts = DefaultMaxAttempts
 	}
 	if rc.FetchPollInterval < rc.FetchCooldown {
 		return nil, fmt.Errorf("queue: FetchPollInterval %s is below FetchCooldown %s", rc.FetchPollInterval, rc.FetchCooldown)
@@ -169,6 +160,9 @@ func riverConfig(cfg Config, workers *river.Workers, logger *slog.Logger) (*rive
 	if cfg.InsertOnly {
 		// No Queues: River then inserts but never fetches.
 		return rc, nil
+	}
+	if cfg.MaxAttempts < 1 || cfg.Retry == nil {
+		return nil, errors.New("queue: MaxAttempts and Retry are required for a client that works jobs")
 	}
 	if workers == nil {
 		return nil, errors.New("queue: workers are required unless InsertOnly is set")
@@ -189,55 +183,3 @@ func riverConfig(cfg Config, workers *river.Workers, logger *slog.Logger) (*rive
 	}
 	return rc, nil
 }
-
-// RetryPolicy is a capped exponential backoff with jitter: after the n-th
-// failure a job waits between half and all of Min×2^(n-1), never more than
-// Max. Snoozes are not failures and do not count.
-type RetryPolicy struct {
-	Min time.Duration // base delay after the first failure; default DefaultRetryMin
-	Max time.Duration // upper bound of any delay; default DefaultRetryMax
-}
-
-func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.Min <= 0 {
-		p.Min = DefaultRetryMin
-	}
-	if p.Max <= 0 {
-		p.Max = DefaultRetryMax
-	}
-	if p.Max < p.Min {
-		p.Max = p.Min
-	}
-	return p
-}
-
-// NextRetry implements river.ClientRetryPolicy. Counting the job's recorded
-// errors rather than its attempt number keeps snoozes (which use no
-// attempt) out of the backoff, as River's own policy does.
-func (p RetryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
-	return time.Now().Add(p.Delay(len(job.Errors) + 1))
-}
-
-// Delay returns the wait after the given number of failures (1 for the
-// first), jitter included.
-func (p RetryPolicy) Delay(failures int) time.Duration {
-	ceiling := p.Ceiling(failures)
-	// "Equal jitter": half fixed so retries never bunch at zero, half
-	// random so that many jobs failing together do not retry together.
-	half := ceiling / 2
-	return half + rand.N(ceiling-half+1)
-}
-
-// Ceiling returns the largest delay Delay can return after the given
-// number of failures: Min×2^(failures-1) capped at Max.
-func (p RetryPolicy) Ceiling(failures int) time.Duration {
-	p = p.withDefaults()
-	d := p.Min
-	for i := 1; i < failures && d < p.Max; i++ {
-		d *= 2
-	}
-	return min(d, p.Max)
-}
-
-// Interface guard.
-var _ river.ClientRetryPolicy = RetryPolicy{}

@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"bulkgen/internal/generate"
 	"bulkgen/internal/queue"
 	"bulkgen/internal/store"
 	"bulkgen/internal/store/storetest"
@@ -83,7 +84,7 @@ func setup(t *testing.T) *testBundle {
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: 20 * time.Millisecond,
 		MaxAttempts:       5,
-		Retry:             queue.RetryPolicy{Min: time.Millisecond, Max: 10 * time.Millisecond},
+		Retry:             generate.Policy{RetryMin: time.Millisecond, RetryMax: 10 * time.Millisecond},
 		TestOnly:          true,
 	}, workers, nil)
 	if err != nil {
@@ -258,7 +259,7 @@ func TestInsertOnly(t *testing.T) {
 	}
 	var id int64
 	if err := db.Tx(ctx, func(tx *sql.Tx) error {
-		res, err := client.InsertTx(ctx, tx, testArgs{}, nil)
+		res, err := client.InsertTx(ctx, tx, testArgs{}, &river.InsertOpts{MaxAttempts: 4})
 		if err == nil {
 			id = res.Job.ID
 		}
@@ -270,8 +271,8 @@ func TestInsertOnly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("JobGet: %v", err)
 	}
-	if job.State != rivertype.JobStateAvailable || job.MaxAttempts != queue.DefaultMaxAttempts {
-		t.Errorf("job = state %s max attempts %d; want available with %d", job.State, job.MaxAttempts, queue.DefaultMaxAttempts)
+	if job.State != rivertype.JobStateAvailable || job.MaxAttempts != 4 {
+		t.Errorf("job = state %s max attempts %d; want available with 4", job.State, job.MaxAttempts)
 	}
 	if err := client.Start(ctx); err == nil {
 		_ = client.Stop(ctx)

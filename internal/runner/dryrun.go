@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"bulkgen/internal/batch"
 	"bulkgen/internal/generate"
 )
 
@@ -15,18 +14,15 @@ import (
 // writes nothing.
 func dryRun(ctx context.Context, cfg Config) (Summary, error) {
 	sum := Summary{PerModel: map[string]int{}}
-	var shown []batch.Item
+	err := forEachRequest(ctx, cfg, func(generate.Request) error { return nil })
+	p := cfg.Planner.Summary()
+	sum.Rows, sum.InvalidRows, sum.Images, sum.Estimated = p.Rows, p.InvalidRows, p.Images, p.Cost
 	costs := map[string]int64{}
-	err := forEachItem(ctx, cfg, &sum, func(it batch.Item) error {
-		sum.Images++
-		sum.PerModel[it.Model.ID]++
-		sum.Estimated += it.Price
-		costs[it.Model.ID] += it.Price
-		if len(shown) < cfg.DryRunShow {
-			shown = append(shown, it)
-		}
-		return nil
-	})
+	for m, mp := range p.PerModel {
+		sum.PerModel[m] = mp.Images
+		costs[m] = mp.Cost
+	}
+	shown := p.First[:min(len(p.First), cfg.DryRunShow)]
 	if err != nil {
 		return sum, err
 	}
@@ -49,7 +45,7 @@ func dryRun(ctx context.Context, cfg Config) (Summary, error) {
 		fmt.Fprintf(w, "  first %d images:\n", len(shown))
 		for _, it := range shown {
 			fmt.Fprintf(w, "    %s:%d #%d  %s%s  %s %dx%d seed %d\n      %s\n", it.SourceFile, it.SourceLine, it.Index,
-				it.Name, generate.Extension(it.Format), it.Model.ID, it.Width, it.Height, it.Seed, oneLine(it.Prompt, 160))
+				it.Name, generate.Extension(it.Format), it.Model, it.Width, it.Height, it.Seed, oneLine(it.Prompt, 160))
 			for _, warn := range it.Warnings {
 				fmt.Fprintf(w, "      warning: %s\n", warn)
 			}

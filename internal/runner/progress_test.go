@@ -120,17 +120,3 @@ func TestProgressWording(t *testing.T) {
 		})
 	}
 }
-
-func TestBackoffBounds(t *testing.T) {
-	t.Parallel()
-	for attempt := 1; attempt <= 40; attempt++ {
-		d := backoff(time.Second, time.Minute, attempt)
-		ceil := time.Second << (attempt - 1)
-		if ceil > time.Minute || ceil <= 0 {
-			ceil = time.Minute
-		}
-		if d < ceil/2 || d > ceil*3/2 {
-			t.Errorf("attempt %d: %s outside [%s, %s]", attempt, d, ceil/2, ceil*3/2)
-		}
-	}
-}

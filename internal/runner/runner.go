@@ -43,12 +43,9 @@ type Config struct {
 	Generator    *generate.Generator
 	// Concurrency is the number of images in flight (default 4).
 	Concurrency int
-	// MaxAttempts per image for retryable errors (default 5).
-	MaxAttempts int
-	// RetryBase is the first backoff delay (default 1s); it doubles each
-	// attempt up to RetryMax (default 1 minute), with ±50% jitter.
-	RetryBase, RetryMax time.Duration
-	DryRun              bool
+	// Policy is the retry policy (zero fields: generate.DefaultPolicy's).
+	Policy generate.Policy
+	DryRun bool
 	// DryRunShow is how many expanded items a dry run prints (default 10).
 	DryRunShow int
 	// Command is recorded in the state for the user's reference.
@@ -131,15 +128,7 @@ func (cfg *Config) defaults() {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4
 	}
-	if cfg.MaxAttempts <= 0 {
-		cfg.MaxAttempts = 5
-	}
-	if cfg.RetryBase <= 0 {
-		cfg.RetryBase = time.Second
-	}
-	if cfg.RetryMax <= 0 {
-		cfg.RetryMax = time.Minute
-	}
+	cfg.Policy = cfg.Policy.Normalized()
 	if cfg.DryRunShow <= 0 {
 		cfg.DryRunShow = 10
 	}
@@ -154,120 +143,95 @@ func (cfg *Config) defaults() {
 	}
 }
 
-// forEachItem streams every input through the planner.
-func forEachItem(ctx context.Context, cfg Config, sum *Summary, fn func(batch.Item) error) error {
+// forEachRequest streams every input through the planner (the planning
+// loop of package batch), printing each problem as it is found and each
+// row's catalogue warnings once.
+func forEachRequest(ctx context.Context, cfg Config, fn func(generate.Request) error) error {
+	onProblem := func(p batch.Problem) { fmt.Fprintln(cfg.Problems, p.Error()) }
 	for _, in := range cfg.Inputs {
 		rc, err := in.Open()
 		if err != nil {
-			return err // names the file already (os.Open: "open NAME: …")
-		}
-		err = planFile(ctx, cfg, in.Name, rc, sum, fn)
-		rc.Close()
-		if err != nil {
 			return err
+		}
+		rd, err := input.Open(in.Name, rc, cfg.InputOptions)
+		if err != nil {
+			rc.Close()
+			return err // input's errors start with the file name
+		}
+		err = cfg.Planner.PlanRows(ctx, rd, onProblem, func(req generate.Request) error {
+			if req.Index == 1 {
+				for _, w := range req.Warnings {
+					fmt.Fprintf(cfg.Problems, "%s:%d: warning: %s\n", req.SourceFile, req.SourceLine, w)
+				}
+			}
+			return fn(req)
+		})
+		rc.Close()
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return nil // interrupted: what was planned so far runs
+		}
+		if err != nil {
+			return nameFile(in.Name, err)
 		}
 	}
 	return nil
 }
 
-func planFile(ctx context.Context, cfg Config, name string, r io.Reader, sum *Summary, fn func(batch.Item) error) error {
-	// input's errors start with the file name: add nothing to them.
-	rd, err := input.Open(name, r, cfg.InputOptions)
-	if err != nil {
+// nameFile puts the file name in front of err, unless it is there already:
+// the input reader's errors (a read error, a runaway quoted field) start
+// with it, the planner's own ("the file has no prompt column") do not.
+func nameFile(name string, err error) error {
+	if strings.HasPrefix(err.Error(), name+":") {
 		return err
 	}
-	if cfg.Planner.Template == nil && rd.Header() != nil && !hasPrompt(rd.Header()) {
-		return fmt.Errorf("%s: the file has no prompt column (columns: %s); give --template to build prompts from its columns", name, strings.Join(rd.Header(), ", "))
-	}
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		row, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		var re *input.RowError
-		if errors.As(err, &re) {
-			sum.Rows++
-			sum.InvalidRows++
-			fmt.Fprintln(cfg.Problems, re.Error())
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		sum.Rows++
-		var ferr error
-		problems := cfg.Planner.Plan(row, func(it batch.Item) bool {
-			if it.Index == 1 {
-				for _, w := range it.Warnings {
-					fmt.Fprintf(cfg.Problems, "%s:%d: warning: %s\n", it.SourceFile, it.SourceLine, w)
-				}
-			}
-			ferr = fn(it)
-			return ferr == nil
-		})
-		if ferr != nil {
-			return ferr
-		}
-		if len(problems) > 0 {
-			sum.InvalidRows++
-			for _, p := range problems {
-				fmt.Fprintln(cfg.Problems, p.Error())
-			}
-		}
-	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
-func hasPrompt(header []string) bool {
-	for _, h := range header {
-		if h == "prompt" {
-			return true
-		}
-	}
-	return false
+// entry is what the resume state keeps of one image: its request and,
+// once it ran, what happened.
+type entry struct {
+	Request generate.Request `json:"request"`
+	Outcome *outcome         `json:"outcome,omitempty"`
 }
 
-// JobFor turns a planned item into a generation job.
-func JobFor(it batch.Item) generate.Job {
-	return generate.Job{
-		Provider:    it.Model.Provider,
-		RemoteModel: it.Model.RemoteID,
-		Request: provider.Request{
-			Prompt:         it.Prompt,
-			NegativePrompt: it.NegativePrompt,
-			Width:          it.Width,
-			Height:         it.Height,
-			AspectRatio:    it.AspectRatio,
-			Quality:        it.Quality,
-			Style:          it.Style,
-			Format:         it.Format,
-			Seed:           it.Seed,
-			HasSeed:        true,
-			Count:          1,
-			Options:        it.Options,
-		},
-		Record: manifest.Record{
-			SourceFile:     it.SourceFile,
-			SourceLine:     it.SourceLine,
-			Index:          it.Index,
-			Status:         manifest.StatusPending,
-			Prompt:         it.Prompt,
-			NegativePrompt: it.NegativePrompt,
-			Model:          it.Model.ID,
-			Provider:       it.Model.Provider,
-			Width:          it.Width,
-			Height:         it.Height,
-			AspectRatio:    it.AspectRatio,
-			Quality:        it.Quality,
-			Style:          it.Style,
-			Format:         it.Format,
-			Seed:           it.Seed,
-			Cost:           it.Price,
-			Vars:           it.Vars,
-		},
+// outcome is the result of one image's run.
+type outcome struct {
+	Status     string     `json:"status"`
+	Error      string     `json:"error,omitempty"`
+	ErrorClass string     `json:"error_class,omitempty"`
+	Attempts   int        `json:"attempts,omitempty"`
+	Width      int        `json:"width,omitempty"`
+	Height     int        `json:"height,omitempty"`
+	Format     string     `json:"format,omitempty"`
+	Seed       int64      `json:"seed"`
+	Bytes      int64      `json:"bytes,omitempty"`
+	SHA256     string     `json:"sha256,omitempty"`
+	RequestID  string     `json:"request_id,omitempty"`
+	LatencyMS  int64      `json:"latency_ms,omitempty"`
+	Preview    bool       `json:"preview,omitempty"`
+	Cost       int64      `json:"cost"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// record is e's manifest line for the image file named file.
+func (e entry) record(file string) manifest.Record {
+	r := e.Request
+	rec := manifest.Record{
+		SourceFile: r.SourceFile, SourceLine: r.SourceLine, Index: r.Index, ImageFile: file,
+		Status: manifest.StatusPending, Prompt: r.Prompt, NegativePrompt: r.NegativePrompt,
+		Model: r.Model, Provider: r.Provider, Width: r.Width, Height: r.Height, AspectRatio: r.AspectRatio,
+		Quality: r.Quality, Style: r.Style, Format: r.Format, Seed: r.Seed, Cost: r.Price, Vars: r.Vars,
 	}
+	if o := e.Outcome; o != nil {
+		rec.Status, rec.Error, rec.ErrorClass, rec.Attempts = o.Status, o.Error, o.ErrorClass, o.Attempts
+		rec.RequestID, rec.Cost, rec.StartedAt, rec.FinishedAt = o.RequestID, o.Cost, o.StartedAt, o.FinishedAt
+		if o.Status == manifest.StatusSucceeded {
+			rec.Width, rec.Height, rec.Format, rec.Seed = o.Width, o.Height, o.Format, o.Seed
+			rec.Bytes, rec.SHA256, rec.LatencyMS, rec.Preview = o.Bytes, o.SHA256, o.LatencyMS, o.Preview
+		}
+	}
+	return rec
 }
 
 func plan(ctx context.Context, cfg Config, st *runstate.State, sum *Summary) error {
@@ -277,21 +241,14 @@ func plan(ctx context.Context, cfg Config, st *runstate.State, sum *Summary) err
 	}
 	defer func() { _ = cl.Rollback() }()
 	pending := 0
-	err = forEachItem(ctx, cfg, sum, func(it batch.Item) error {
-		job := JobFor(it)
-		key := generate.Key(job)
-		job.Record.ImageFile = "" // set once the name is claimed
-		job.Record.Vars = batch.RecordVars(it.Vars)
-		b, err := json.Marshal(job)
+	err = forEachRequest(ctx, cfg, func(req generate.Request) error {
+		b, err := json.Marshal(entry{Request: req})
 		if err != nil {
-			return fmt.Errorf("encode job: %w", err)
+			return fmt.Errorf("encode request: %w", err)
 		}
-		if _, err := cl.Claim(ctx, key, it.Name, b, expand.NextCandidate); err != nil {
+		if _, err := cl.Claim(ctx, req.Key(), req.Name, b, expand.NextCandidate); err != nil {
 			return err
 		}
-		sum.Images++
-		sum.PerModel[it.Model.ID]++
-		sum.Estimated += it.Price
 		pending++
 		if pending >= 2000 {
 			if err := cl.Commit(); err != nil {
@@ -304,6 +261,11 @@ func plan(ctx context.Context, cfg Config, st *runstate.State, sum *Summary) err
 		}
 		return nil
 	})
+	p := cfg.Planner.Summary()
+	sum.Rows, sum.InvalidRows, sum.Images, sum.Estimated = p.Rows, p.InvalidRows, p.Images, p.Cost
+	for m, mp := range p.PerModel {
+		sum.PerModel[m] = mp.Images
+	}
 	if err != nil {
 		return err
 	}
@@ -315,7 +277,7 @@ func plan(ctx context.Context, cfg Config, st *runstate.State, sum *Summary) err
 
 type result struct {
 	row    runstate.Row
-	job    generate.Job
+	entry  entry
 	out    generate.Output
 	file   string
 	err    error
@@ -355,13 +317,12 @@ func execute(soft, hard context.Context, cfg Config, st *runstate.State, root *o
 			}
 			for _, row := range rows {
 				after = row.Seq
-				var job generate.Job
-				if err := json.Unmarshal(row.Record, &job); err != nil {
+				var e entry
+				if err := json.Unmarshal(row.Record, &e); err != nil {
 					feedErr <- fmt.Errorf("state entry %s: %w", row.Key, err)
 					return
 				}
-				job.Record.ImageFile = row.Name + generate.Extension(job.Request.Format)
-				r := result{row: row, job: job, file: job.Record.ImageFile}
+				r := result{row: row, entry: e, file: row.Name + generate.Extension(e.Request.Format)}
 				if row.Status == manifest.StatusSucceeded && intact(root, row.File, row.SHA256) {
 					r.cached = true
 					results <- r
@@ -439,49 +400,40 @@ func account(soft context.Context, r result, sum *Summary, progress Reporter) (r
 		return runstate.Outcome{}, false
 	case r.err != nil:
 		sum.Failed++
-		rec := r.job.Record
-		rec.Status = manifest.StatusFailed
-		rec.Error = r.err.Error()
-		rec.ErrorClass = string(provider.ClassOf(r.err))
-		rec.Attempts = r.tries
+		o := &outcome{Status: manifest.StatusFailed, Error: r.err.Error(), ErrorClass: string(provider.ClassOf(r.err)),
+			Attempts: r.tries, Seed: r.entry.Request.Seed}
 		var pe *provider.Error
-		if errors.As(r.err, &pe) && pe.RequestID != "" {
-			rec.RequestID = pe.RequestID
+		if errors.As(r.err, &pe) {
+			o.RequestID = pe.RequestID
 		}
-		rec.Cost = 0
-		r.job.Record = rec
-		b, _ := json.Marshal(r.job) // a Job always encodes
-		progress.Done(r.file, false, rec.Error)
+		r.entry.Outcome = o
+		b, _ := json.Marshal(r.entry) // an entry always encodes
+		progress.Done(r.file, false, o.Error)
 		return runstate.Outcome{Key: r.row.Key, Status: manifest.StatusFailed, Record: b}, true
 	default:
 		sum.Succeeded++
-		rec := r.out.Record
-		rec.ImageFile = r.file
-		rec.Attempts = r.tries
-		sum.Cost += rec.Cost
-		r.job.Record = rec
-		b, _ := json.Marshal(r.job)
+		out := r.out
+		started, finished := out.StartedAt, out.FinishedAt
+		r.entry.Outcome = &outcome{Status: manifest.StatusSucceeded, Attempts: r.tries, Width: out.Width, Height: out.Height,
+			Format: out.Format, Seed: out.Seed, Bytes: int64(len(out.Data)), SHA256: out.SHA256, RequestID: out.RequestID,
+			LatencyMS: out.Latency.Milliseconds(), Preview: out.Preview, Cost: r.entry.Request.Price,
+			StartedAt: &started, FinishedAt: &finished}
+		sum.Cost += r.entry.Request.Price
+		b, _ := json.Marshal(r.entry)
 		progress.Done(r.file, true, "")
-		return runstate.Outcome{Key: r.row.Key, Status: manifest.StatusSucceeded, File: r.file, SHA256: r.out.SHA256, Record: b}, true
+		return runstate.Outcome{Key: r.row.Key, Status: manifest.StatusSucceeded, File: r.file, SHA256: out.SHA256, Record: b}, true
 	}
 }
 
-// maxThrottled bounds how many provider throttling answers (a Retry-After)
-// one image may receive: they do not use up its attempts, since the limit
-// is the account's and not the request's fault, but a provider that never
-// stops throttling must not keep a batch alive forever.
-const maxThrottled = 50
-
-// generateOne makes one image with retries and writes it. r.tries counts
-// provider calls; only failures without a provider-given delay count
-// against MaxAttempts.
+// generateOne makes one image, retrying as cfg.Policy says, and writes it.
+// r.tries counts provider calls; only failures without a provider-given
+// delay count against the policy's MaxAttempts.
 func generateOne(soft, hard context.Context, cfg Config, root *os.Root, r result) result {
-	attempt, throttled := 0, 0
+	failures, throttled := 0, 0
 	for {
 		r.tries++
-		out, err := cfg.Generator.Generate(hard, r.job)
+		out, err := cfg.Generator.Generate(hard, r.entry.Request)
 		if err == nil {
-			out.Record.ImageFile = r.file
 			if werr := writeFile(root, r.file, out.Data); werr != nil {
 				r.err = werr
 				return r
@@ -495,16 +447,16 @@ func generateOne(soft, hard context.Context, cfg Config, root *os.Root, r result
 			return r
 		}
 		delay := time.Duration(0)
-		if provider.RetryAfterOf(err) > 0 && throttled < maxThrottled {
+		if provider.RetryAfterOf(err) > 0 && throttled < cfg.Policy.MaxThrottled {
 			// The generator has paused the provider for the requested time;
 			// the next call waits for that pause in its rate budget.
 			throttled++
 		} else {
-			attempt++
-			if attempt >= cfg.MaxAttempts {
+			failures++
+			if failures >= cfg.Policy.MaxAttempts {
 				return r
 			}
-			delay = backoff(cfg.RetryBase, cfg.RetryMax, attempt)
+			delay = cfg.Policy.Delay(failures)
 		}
 		select {
 		case <-time.After(delay):
@@ -512,15 +464,6 @@ func generateOne(soft, hard context.Context, cfg Config, root *os.Root, r result
 			return r
 		}
 	}
-}
-
-func backoff(base, limit time.Duration, attempt int) time.Duration {
-	d := base << (attempt - 1)
-	if d > limit || d <= 0 {
-		d = limit
-	}
-	// ±50% jitter so that workers that failed together do not retry together.
-	return time.Duration(float64(d) * (0.5 + rand.Float64()))
 }
 
 // writeFile writes data to name inside root atomically: a temporary file in
@@ -583,15 +526,11 @@ func writeManifests(ctx context.Context, root *os.Root, st *runstate.State, sum 
 		}
 		for _, row := range rows {
 			after = row.Seq
-			var job generate.Job
-			if err := json.Unmarshal(row.Record, &job); err != nil {
+			var e entry
+			if err := json.Unmarshal(row.Record, &e); err != nil {
 				return fmt.Errorf("state entry %s: %w", row.Key, err)
 			}
-			rec := job.Record
-			rec.ImageFile = row.Name + generate.Extension(job.Request.Format)
-			if rec.Status == "" {
-				rec.Status = manifest.StatusPending
-			}
+			rec := e.record(row.Name + generate.Extension(e.Request.Format))
 			if err := cw.Write(&rec); err != nil {
 				return fmt.Errorf("write manifest: %w", err)
 			}

@@ -7,11 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"bulkgen/internal/batch"
 	"bulkgen/internal/catalog"
-	"bulkgen/internal/expand"
 )
 
 // TestInputErrorsNameTheFileOnce: the errors of opening and parsing an input
@@ -39,7 +37,7 @@ func TestInputErrorsNameTheFileOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			in := Input{Name: tt.file, Open: func() (io.ReadCloser, error) { return os.Open(tt.file) }}
-			_, err := Run(context.Background(), context.Background(), Config{Inputs: []Input{in}, DryRun: true})
+			_, err := Run(context.Background(), context.Background(), Config{Inputs: []Input{in}, Planner: previewPlanner(t), DryRun: true})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -55,10 +53,6 @@ func TestInputErrorsNameTheFileOnce(t *testing.T) {
 // there are some ("(0 invalid, listed above)" listed nothing).
 func TestDryRunRowsLine(t *testing.T) {
 	t.Parallel()
-	cat, err := catalog.Open("")
-	if err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name, csv, want string
 	}{
@@ -70,8 +64,7 @@ func TestDryRunRowsLine(t *testing.T) {
 			t.Parallel()
 			var out, problems strings.Builder
 			in := Input{Name: "p.csv", Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(tt.csv)), nil }}
-			planner := &batch.Planner{Catalog: cat, Expander: &expand.Expander{}, Defaults: batch.Defaults{Model: "preview", N: 1}, Now: time.Now()}
-			if _, err := Run(context.Background(), context.Background(), Config{Inputs: []Input{in}, Planner: planner, DryRun: true, Out: &out, Problems: &problems}); err != nil {
+			if _, err := Run(context.Background(), context.Background(), Config{Inputs: []Input{in}, Planner: previewPlanner(t), DryRun: true, Out: &out, Problems: &problems}); err != nil {
 				t.Fatal(err)
 			}
 			if !strings.Contains(out.String(), tt.want) {
@@ -79,4 +72,19 @@ func TestDryRunRowsLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// previewPlanner plans rows for the preview engine, as `bulkgen run` does
+// with no provider configured.
+func previewPlanner(t *testing.T) *batch.Planner {
+	t.Helper()
+	cat, err := catalog.Open("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := batch.NewPlanner(batch.Config{Catalog: cat, Defaults: batch.Defaults{Model: "preview", N: 1}, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

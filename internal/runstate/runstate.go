@@ -80,6 +80,10 @@ func Open(ctx context.Context, outDir, command string) (*State, error) {
 		db.Close()
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
+	if err := checkFormat(ctx, db, outDir); err != nil {
+		db.Close()
+		return nil, err
+	}
 	res, err := db.ExecContext(ctx, `INSERT INTO runs (started_at, command) VALUES (datetime('now'), ?)`, command)
 	if err != nil {
 		db.Close()
@@ -91,6 +95,37 @@ func Open(ctx context.Context, outDir, command string) (*State, error) {
 		return nil, fmt.Errorf("record run: %w", err)
 	}
 	return &State{db: db, run: run}, nil
+}
+
+// formatVersion is the shape of the records the runner keeps (its
+// package's entry type), stored as SQLite's user_version. A state written
+// in another shape cannot be resumed: its records would decode wrongly.
+const formatVersion = 2
+
+// ErrOldFormat is returned by Open for a state written by an earlier
+// version of bulkgen, whose records this one cannot read.
+var ErrOldFormat = errors.New("the output folder's resume state was written by an earlier version of bulkgen")
+
+func checkFormat(ctx context.Context, db *sql.DB, outDir string) error {
+	var version int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read state format: %w", err)
+	}
+	if version == formatVersion {
+		return nil
+	}
+	var rows int
+	if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM images`).Scan(&rows); err != nil {
+		return fmt.Errorf("read state: %w", err)
+	}
+	if rows > 0 {
+		return fmt.Errorf("%w: use another output folder, or remove %s to start over (every image is then made again)",
+			ErrOldFormat, filepath.Join(outDir, Dir))
+	}
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, formatVersion)); err != nil {
+		return fmt.Errorf("write state format: %w", err)
+	}
+	return nil
 }
 
 // Close closes the database.

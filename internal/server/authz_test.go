@@ -48,6 +48,7 @@ var authzCases = map[string]authzCase{
 	}},
 	"GET /api/v1/batches": {path: func(r resourcesOfB) string { return fmt.Sprintf("/api/v1/batches?project_id=%d", r.project) },
 		cross: http.StatusOK, listOf: func(r resourcesOfB) []int64 { return []int64{r.batch} }},
+	"GET /api/v1/usage":                   {path: fixed("/api/v1/usage"), cross: http.StatusOK},
 	"GET /api/v1/batches/{id}":            {path: batchPath(""), cross: http.StatusNotFound},
 	"DELETE /api/v1/batches/{id}":         {path: batchPath(""), cross: http.StatusNotFound},
 	"POST /api/v1/batches/{id}/cancel":    {path: batchPath("/cancel"), cross: http.StatusNotFound},

@@ -1,15 +1,12 @@
 package server
 
 import (
-	"database/sql"
 	"time"
-
-	"github.com/riverqueue/river"
 
 	"bulkgen/internal/batch"
 	"bulkgen/internal/blob"
 	"bulkgen/internal/catalog"
-	"bulkgen/internal/expand"
+	"bulkgen/internal/ledger"
 	"bulkgen/internal/metrics"
 )
 
@@ -23,15 +20,15 @@ type Extra struct {
 	Catalog *catalog.Catalog
 	// Blobs holds the image files.
 	Blobs blob.Store
-	// Submitter writes a batch, its items and their jobs in one transaction.
-	Submitter *batch.Submitter
-	// River is the queue client; /readyz checks it. Nil means the
-	// Submitter's client.
-	River *river.Client[*sql.Tx]
+	// Batches is the batch service: every handler that creates, changes
+	// or deletes a batch, an item or an image goes through it. Nil makes
+	// those handlers answer 503.
+	Batches *batch.Service
+	// Ledger reads the workspace's credits (GET /api/v1/usage).
+	Ledger *ledger.Ledger
 	// Available says whether a provider is configured on this server
-	// (registry.Available); rows for one that is not are refused when the
-	// batch is planned instead of queueing jobs that cannot run. Nil means
-	// every provider is accepted.
+	// (registry.Available): GET /v1/models lists only those. Nil means
+	// every provider is.
 	Available func(provider string) error
 
 	// Operations, OpenAI-compatible endpoint and export.
@@ -63,8 +60,4 @@ type Extra struct {
 	// means os.TempDir(). Each upload's file is removed when its request
 	// ends.
 	UploadDir string
-	// MaxBatchImages caps the images of one batch; 0 means 100,000.
-	MaxBatchImages int
-	// Wildcards resolves __name__ in prompt templates; nil refuses them.
-	Wildcards *expand.Wildcards
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"bulkgen/internal/batch"
 	"bulkgen/internal/store"
 )
 
@@ -40,6 +41,33 @@ var (
 	errNotFound     = &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such resource"}
 )
 
+// batchStatus is the HTTP status of each kind of batch.Error.
+var batchStatus = map[batch.Kind]int{
+	batch.Invalid:     http.StatusUnprocessableEntity,
+	batch.NotFound:    http.StatusNotFound,
+	batch.Conflict:    http.StatusConflict,
+	batch.Payment:     http.StatusPaymentRequired,
+	batch.Unavailable: http.StatusServiceUnavailable,
+}
+
+// asBatchError renders the batch service's refusal, if err is one, as an
+// API error; a refusal about one field says which in details.field.
+func asBatchError(err error) *Error {
+	be, ok := batch.AsError(err)
+	if !ok {
+		return nil
+	}
+	status, known := batchStatus[be.Kind]
+	if !known {
+		status = http.StatusInternalServerError
+	}
+	details := be.Details
+	if details == nil && be.Field != "" {
+		details = map[string]string{"field": be.Field}
+	}
+	return &Error{Status: status, Code: be.Code, Message: be.Message, Details: details}
+}
+
 // handlerFunc is the shape of every handler: it returns an error, and
 // exactly one place (serveError) turns errors into responses.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
@@ -61,6 +89,8 @@ func (s *Server) serveError(w http.ResponseWriter, r *http.Request, err error) {
 	var apiErr *Error
 	switch {
 	case errors.As(err, &apiErr):
+	case asBatchError(err) != nil:
+		apiErr = asBatchError(err)
 	case errors.Is(err, store.ErrNotFound):
 		apiErr = errNotFound
 	case errors.Is(err, store.ErrConflict):

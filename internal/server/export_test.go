@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	"bulkgen/internal/batch"
 	"bulkgen/internal/blob"
 	"bulkgen/internal/blob/fileblob"
 	"bulkgen/internal/manifest"
@@ -423,7 +422,9 @@ func benchBundle(tb testing.TB, dir string) *testBundle {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := New(Deps{DB: db, Ext: Extra{Blobs: blobs, River: rc, Submitter: &batch.Submitter{DB: db, River: rc}}})
+	svc := newTestService(db)
+	svc.Queue = rc
+	s := New(Deps{DB: db, Ext: Extra{Blobs: blobs, Batches: svc}})
 	b := &testBundle{DB: db, Server: s, Blobs: blobs, River: rc}
 	u, err := db.CreateUser(ctx, db.Writer(), store.User{Email: "bench@example.com"})
 	if err != nil {

@@ -1,27 +1,14 @@
 package server
 
 import (
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/json"
-	"fmt"
-	"math/big"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"bulkgen/internal/batch"
-	"bulkgen/internal/expand"
-	"bulkgen/internal/input"
 	"bulkgen/internal/store"
 )
-
-// maxRegenerate bounds the images of one regeneration request.
-const maxRegenerate = 100
 
 // imageJSON is an image as the API shows it.
 type imageJSON struct {
@@ -166,11 +153,11 @@ func (s *Server) handleImageReview(w http.ResponseWriter, r *http.Request) error
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_field",
 			Message: "review must be one of " + joinStatuses(reviews), Details: map[string]string{"field": "review"}}
 	}
-	ws := caller(r).WorkspaceID
-	if err := s.db.SetImageReview(r.Context(), s.db.Writer(), ws, id, store.Review(req.Review)); err != nil {
+	svc, err := s.batches()
+	if err != nil {
 		return err
 	}
-	im, err := s.db.GetImage(r.Context(), s.db.Writer(), ws, id)
+	im, err := svc.Review(r.Context(), caller(r).WorkspaceID, id, store.Review(req.Review))
 	if err != nil {
 		return err
 	}
@@ -178,32 +165,16 @@ func (s *Server) handleImageReview(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
-// regenerateOverrides change the request of a regenerated image; a nil
-// field keeps the original's value, except Seed: without one, each
-// regeneration gets a fresh random seed (the same seed would make the same
-// image on a deterministic model).
-type regenerateOverrides struct {
-	Prompt         *string `json:"prompt"`
-	NegativePrompt *string `json:"negative_prompt"`
-	Seed           *int64  `json:"seed"`
-	Model          *string `json:"model"`
-	Size           *string `json:"size"`
-	AspectRatio    *string `json:"aspect_ratio"`
-	Quality        *string `json:"quality"`
-	Style          *string `json:"style"`
-	Format         *string `json:"format"`
-}
-
 // regenerateOneRequest is the (optional) body of
 // POST /api/v1/images/{id}/regenerate.
 type regenerateOneRequest struct {
-	Overrides regenerateOverrides `json:"overrides"`
+	Overrides batch.Overrides `json:"overrides"`
 }
 
 // regenerateRequest is the body of POST /api/v1/images/regenerate.
 type regenerateRequest struct {
-	ImageIDs  []int64             `json:"image_ids"`
-	Overrides regenerateOverrides `json:"overrides"`
+	ImageIDs  []int64         `json:"image_ids"`
+	Overrides batch.Overrides `json:"overrides"`
 }
 
 // regeneratedJSON is one queued regeneration.
@@ -237,173 +208,22 @@ func (s *Server) handleImagesRegenerate(w http.ResponseWriter, r *http.Request) 
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}
-	ids := slices.Compact(slices.Sorted(slices.Values(req.ImageIDs)))
-	if len(ids) == 0 || len(ids) > maxRegenerate {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_field",
-			Message: fmt.Sprintf("image_ids must list 1 to %d images", maxRegenerate), Details: map[string]string{"field": "image_ids"}}
-	}
-	return s.regenerate(w, r, ids, req.Overrides)
+	return s.regenerate(w, r, req.ImageIDs, req.Overrides)
 }
 
-func (s *Server) regenerate(w http.ResponseWriter, r *http.Request, ids []int64, ov regenerateOverrides) error {
-	if ov.Seed != nil && (*ov.Seed < 0 || *ov.Seed > batch.MaxSeed) {
-		return &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_field",
-			Message: fmt.Sprintf("overrides.seed must be between 0 and %d", batch.MaxSeed), Details: map[string]string{"field": "overrides.seed"}}
-	}
-	ctx := r.Context()
-	ws := caller(r).WorkspaceID
-	var out []regeneratedJSON
-	err := s.db.Tx(ctx, func(tx *sql.Tx) error {
-		for _, id := range ids {
-			it, err := s.regenerateOne(ctx, tx, ws, id, ov)
-			if err != nil {
-				return err
-			}
-			out = append(out, regeneratedJSON{ImageID: id, Item: toItemJSON(it)})
-		}
-		return nil
-	})
+func (s *Server) regenerate(w http.ResponseWriter, r *http.Request, ids []int64, ov batch.Overrides) error {
+	svc, err := s.batches()
 	if err != nil {
 		return err
 	}
+	done, err := svc.Regenerate(r.Context(), caller(r).WorkspaceID, ids, ov)
+	if err != nil {
+		return err
+	}
+	out := make([]regeneratedJSON, len(done))
+	for i, d := range done {
+		out[i] = regeneratedJSON{ImageID: d.ImageID, Item: toItemJSON(d.Item)}
+	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"data": out})
 	return nil
-}
-
-// regenerateOne adds to the image's batch an item that remakes the image
-// with ov applied, and queues its job unless the batch is paused.
-func (s *Server) regenerateOne(ctx context.Context, tx *sql.Tx, ws, imageID int64, ov regenerateOverrides) (store.Item, error) {
-	im, err := s.db.GetImage(ctx, tx, ws, imageID)
-	if err != nil {
-		return store.Item{}, err
-	}
-	orig, err := s.db.GetItem(ctx, tx, ws, im.ItemID)
-	if err != nil {
-		return store.Item{}, err
-	}
-	b, err := s.db.GetBatch(ctx, tx, ws, im.BatchID)
-	if err != nil {
-		return store.Item{}, err
-	}
-	row, err := regenerateRow(orig, ov)
-	if err != nil {
-		return store.Item{}, err
-	}
-	planner := &batch.Planner{Catalog: s.catalog(), Expander: &expand.Expander{}, Now: s.now(), Available: s.ext.Available}
-	var planned []batch.Item
-	problems := planner.Plan(row, func(it batch.Item) bool { planned = append(planned, it); return true })
-	if len(problems) > 0 || len(planned) != 1 {
-		details := make([]problemJSON, len(problems))
-		for i, p := range problems {
-			details[i] = problemJSON{Field: p.Field, Message: p.Msg}
-		}
-		return store.Item{}, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_overrides",
-			Message: fmt.Sprintf("image %d cannot be regenerated with these overrides", imageID),
-			Details: map[string]any{"image_id": imageID, "problems": details}}
-	}
-	p := planned[0]
-	name, err := s.versionName(ctx, tx, b.ID, orig.Name)
-	if err != nil {
-		return store.Item{}, err
-	}
-	opts, err := json.Marshal(p.Options)
-	if err != nil {
-		return store.Item{}, err
-	}
-	it := store.Item{
-		BatchID: b.ID, WorkspaceID: ws, SourceLine: orig.SourceLine, Index: orig.Index, Status: store.ItemPending,
-		Prompt: p.Prompt, NegativePrompt: p.NegativePrompt, Model: p.Model.ID, Provider: p.Model.Provider,
-		Width: int64(p.Width), Height: int64(p.Height), AspectRatio: p.AspectRatio, Quality: p.Quality,
-		Style: p.Style, Format: p.Format, Seed: p.Seed, HasSeed: true, Options: opts, Vars: orig.Vars,
-		Name: name, CostEstimate: p.Price, ParentImageID: im.ID,
-	}
-	items := []store.Item{it}
-	if err := s.db.InsertItems(ctx, tx, items); err != nil {
-		return store.Item{}, err
-	}
-	if err := s.db.AddBatchTotals(ctx, tx, b.ID, 1, p.Price); err != nil {
-		return store.Item{}, err
-	}
-	if b.Status != store.BatchPaused {
-		if err := s.enqueue(ctx, tx, []store.QueuedItem{{ID: items[0].ID, Provider: items[0].Provider}}); err != nil {
-			return store.Item{}, err
-		}
-		if err := s.reopen(ctx, tx, b); err != nil {
-			return store.Item{}, err
-		}
-	}
-	return s.db.GetItem(ctx, tx, ws, items[0].ID)
-}
-
-// regenerateRow builds the input row that plans a regeneration of orig:
-// its stored, already expanded request with ov applied, as a literal row
-// (the prompt is not a template any more).
-func regenerateRow(orig store.Item, ov regenerateOverrides) (input.Row, error) {
-	pick := func(o *string, v string) string {
-		if o != nil {
-			return *o
-		}
-		return v
-	}
-	v := map[string]string{
-		input.FieldPrompt:         pick(ov.Prompt, orig.Prompt),
-		input.FieldNegativePrompt: pick(ov.NegativePrompt, orig.NegativePrompt),
-		input.FieldModel:          pick(ov.Model, orig.Model),
-		input.FieldQuality:        pick(ov.Quality, orig.Quality),
-		input.FieldStyle:          pick(ov.Style, orig.Style),
-		input.FieldFormat:         pick(ov.Format, orig.Format),
-		input.FieldN:              "1",
-	}
-	switch {
-	case ov.Size != nil || ov.AspectRatio != nil:
-		v[input.FieldSize] = pick(ov.Size, "")
-		v[input.FieldAspectRatio] = pick(ov.AspectRatio, "")
-	case ov.Model != nil && orig.AspectRatio != "":
-		// Another model may not offer the same pixel size; the ratio
-		// carries over and the model picks its size for it.
-		v[input.FieldAspectRatio] = orig.AspectRatio
-	case orig.Width > 0 && orig.Height > 0:
-		v[input.FieldSize] = fmt.Sprintf("%dx%d", orig.Width, orig.Height)
-	}
-	if ov.Seed != nil {
-		v[input.FieldSeed] = strconv.FormatInt(*ov.Seed, 10)
-	} else {
-		n, err := rand.Int(rand.Reader, big.NewInt(batch.MaxSeed+1))
-		if err != nil {
-			return input.Row{}, err
-		}
-		v[input.FieldSeed] = n.String()
-	}
-	var opts map[string]string
-	if len(orig.Options) > 0 {
-		if err := json.Unmarshal(orig.Options, &opts); err != nil {
-			return input.Row{}, fmt.Errorf("item %d options: %w", orig.ID, err)
-		}
-	}
-	for k, val := range opts {
-		v[input.OptPrefix+k] = val
-	}
-	return input.Row{File: "regenerate", Line: int(orig.SourceLine), Values: v, Literal: true}, nil
-}
-
-// versionSuffix matches the "-vN" that versionName appends.
-var versionSuffix = regexp.MustCompile(`-v[0-9]+$`)
-
-// versionName returns the first free "<name>-vN" (N from 2) in the batch
-// for a regeneration of the item named name.
-func (s *Server) versionName(ctx context.Context, tx *sql.Tx, batchID int64, name string) (string, error) {
-	base := versionSuffix.ReplaceAllString(name, "")
-	for n := 2; ; n++ {
-		cand := base + "-v" + strconv.Itoa(n)
-		taken, err := s.db.ItemNameTaken(ctx, tx, batchID, cand)
-		if err != nil {
-			return "", err
-		}
-		if !taken {
-			return cand, nil
-		}
-		if n > 100_000 {
-			return "", fmt.Errorf("no free version name for %q", strings.TrimSpace(name))
-		}
-	}
 }

@@ -2,13 +2,15 @@ package server
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"bulkgen/internal/batch"
-	"bulkgen/internal/catalog"
+	"bulkgen/internal/input"
 	"bulkgen/internal/metrics"
 	"bulkgen/internal/store"
 )
@@ -112,31 +114,23 @@ func grepLines(s, substr string) string {
 	return strings.Join(out, "\n")
 }
 
-// submitTestBatch writes a batch of preview items (one per prompt, 64x64)
-// for tn straight through the Submitter, as the batch API would, and
-// returns it with its items.
+// submitTestBatch writes a batch of preview items (one per prompt, 64x64,
+// the prompt also its name) for tn straight through the batch service, as
+// the batch API would, and returns it with its items.
 func submitTestBatch(t testing.TB, b *testBundle, tn testTenant, prompts []string) (store.Batch, []store.Item) {
 	t.Helper()
 	ctx := context.Background()
-	model, err := catalog.Default().Lookup("preview")
-	if err != nil {
-		t.Fatalf("preview model: %v", err)
+	rows := make([]map[string]string, len(prompts))
+	for i, p := range prompts {
+		rows[i] = map[string]string{"prompt": p, "seed": strconv.Itoa(i), "name": p, "k": "v" + p}
 	}
-	sub := &batch.Submitter{DB: b.DB, River: b.River}
-	bt, err := sub.Submit(ctx, store.Batch{WorkspaceID: tn.WorkspaceID, UserID: tn.UserID, Name: "test", SourceFile: "prompts.txt"},
-		func(yield func(batch.Item) error) error {
-			for i, p := range prompts {
-				if err := yield(batch.Item{SourceFile: "prompts.txt", SourceLine: i + 1, Row: i + 1, Index: 1, Prompt: p,
-					Model: model, Width: 64, Height: 64, Format: "png", Seed: int64(i), Name: p,
-					Vars: map[string]string{"k": "v" + p}}); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
+	created, err := b.Server.ext.Batches.Create(ctx, batch.Spec{WorkspaceID: tn.WorkspaceID, UserID: tn.UserID, Name: "test",
+		SourceFile: "prompts.txt", Plan: batch.Config{Defaults: batch.Defaults{Model: "preview", Size: "64x64", Format: "png"}}},
+		batch.InputFunc(func() (batch.RowSource, error) { return &literalRows{file: "prompts.txt", rows: rows}, nil }))
 	if err != nil {
 		t.Fatalf("submit: %v", err)
 	}
+	bt := created.Batch
 	items, err := b.DB.ListItems(ctx, b.DB.Reader(), tn.WorkspaceID, store.ItemFilter{BatchID: bt.ID}, 0, 1000)
 	if err != nil {
 		t.Fatalf("list items: %v", err)
@@ -145,4 +139,19 @@ func submitTestBatch(t testing.TB, b *testBundle, tn testTenant, prompts []strin
 		t.Fatalf("got %d items, want %d", len(items), len(prompts))
 	}
 	return bt, items
+}
+
+// literalRows are input rows given as maps, read literally (no template).
+type literalRows struct {
+	file string
+	rows []map[string]string
+	next int
+}
+
+func (l *literalRows) Next() (input.Row, error) {
+	if l.next >= len(l.rows) {
+		return input.Row{}, io.EOF
+	}
+	l.next++
+	return input.Row{File: l.file, Line: l.next, Literal: true, Values: l.rows[l.next-1]}, nil
 }

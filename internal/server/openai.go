@@ -21,7 +21,6 @@ import (
 	"bulkgen/internal/auth"
 	"bulkgen/internal/batch"
 	"bulkgen/internal/catalog"
-	"bulkgen/internal/expand"
 	"bulkgen/internal/input"
 	"bulkgen/internal/store"
 )
@@ -223,36 +222,23 @@ func (s *Server) handleOpenAIImages(w http.ResponseWriter, r *http.Request) erro
 	if err := req.validate(); err != nil {
 		return err
 	}
-	if s.ext.Submitter == nil || s.ext.Blobs == nil {
+	if s.ext.Batches == nil || s.ext.Blobs == nil {
 		return &openAIError{Status: http.StatusServiceUnavailable, Type: "server_error",
 			Message: "image generation is not configured on this server"}
 	}
-
-	items, err := s.planOpenAI(req)
+	created, err := s.ext.Batches.Create(ctx, openAISpec(who.WorkspaceID, who.UserID, req), batch.InputFunc(func() (batch.RowSource, error) {
+		return &literalRow{row: input.Row{File: "openai-api", Line: 1, Literal: true, Values: map[string]string{input.FieldPrompt: req.Prompt}}}, nil
+	}))
 	if err != nil {
-		return err
+		return s.openAICreateError(req, err)
 	}
-	b, err := s.ext.Submitter.Submit(ctx, store.Batch{
-		WorkspaceID: who.WorkspaceID,
-		UserID:      who.UserID,
-		Name:        "OpenAI API: " + shorten(req.Prompt, 60),
-		SourceFile:  "openai-api",
-	}, func(yield func(batch.Item) error) error {
-		for _, it := range items {
-			if err := yield(it); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+	b := created.Batch
+	n := created.Plan.Images
 
 	timeout := cmpDuration(s.ext.OpenAITimeout, defaultOpenAITimeout)
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	done, err := s.waitItems(waitCtx, who.WorkspaceID, b.ID, len(items))
+	done, err := s.waitItems(waitCtx, who.WorkspaceID, b.ID, n)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // the client has gone; the batch goes on in the history
@@ -293,55 +279,78 @@ func (req *openAIImageRequest) validate() error {
 	return nil
 }
 
-// planOpenAI turns the request into items through the shared planner, so
-// that model aliases, sizes, qualities and prices are checked exactly as
-// for any batch. The prompt is literal: braces in it are not a template.
-func (s *Server) planOpenAI(req openAIImageRequest) ([]batch.Item, error) {
+// openAISpec is the request as a one-row bulkgen batch, so that model
+// aliases, sizes, qualities and prices are checked exactly as for any
+// batch, and the images show in the history.
+func openAISpec(workspaceID, userID int64, req openAIImageRequest) batch.Spec {
 	n := 1
 	if req.N != nil {
 		n = *req.N
 	}
-	size := req.Size
+	size, quality := req.Size, req.Quality
 	if size == "auto" {
 		size = ""
 	}
-	quality := req.Quality
 	if quality == "auto" {
 		quality = ""
 	}
-	p := &batch.Planner{
-		Catalog:   s.catalog(),
-		Expander:  &expand.Expander{},
-		Now:       s.now(),
-		Available: s.ext.Available,
-		Defaults:  batch.Defaults{Model: req.Model, Size: size, Quality: quality, Format: req.OutputFormat, Style: req.Style, N: n},
+	return batch.Spec{
+		WorkspaceID: workspaceID, UserID: userID, Name: "OpenAI API: " + shorten(req.Prompt, 60), SourceFile: "openai-api",
+		Plan: batch.Config{Defaults: batch.Defaults{Model: req.Model, Size: size, Quality: quality, Format: req.OutputFormat,
+			Style: req.Style, N: n}},
 	}
-	row := input.Row{File: "openai-api", Line: 1, Literal: true, Values: map[string]string{"prompt": req.Prompt}}
-	var items []batch.Item
-	problems := p.Plan(row, func(it batch.Item) bool {
-		items = append(items, it)
-		return true
-	})
-	if len(problems) > 0 {
-		pr := problems[0]
-		code := "invalid_value"
+}
+
+// literalRow is the one row of an OpenAI request: its prompt is literal,
+// braces in it are not a template.
+type literalRow struct {
+	row  input.Row
+	done bool
+}
+
+func (l *literalRow) Next() (input.Row, error) {
+	if l.done {
+		return input.Row{}, io.EOF
+	}
+	l.done = true
+	return l.row, nil
+}
+
+// openAICreateError says in OpenAI's terms why the request's batch was
+// refused: the first problem of its row, with the parameter it is about.
+func (s *Server) openAICreateError(req openAIImageRequest, err error) error {
+	be, ok := batch.AsError(err)
+	if !ok {
+		return err
+	}
+	if be.Kind == batch.Payment {
+		return &openAIError{Status: http.StatusPaymentRequired, Type: "insufficient_quota", Code: be.Code, Message: be.Message}
+	}
+	details, _ := be.Details.(map[string]any)
+	problems, _ := details["problems"].([]batch.Problem)
+	if be.Code != "no_valid_rows" || len(problems) == 0 {
+		return err
+	}
+	pr := problems[0]
+	if pr.Field == "model" {
 		var unknown *catalog.UnknownModelError
-		if pr.Field == "model" {
-			if _, err := s.catalog().Lookup(req.Model); errors.As(err, &unknown) {
-				return nil, &openAIError{Status: http.StatusNotFound, Type: "invalid_request_error", Param: "model",
-					Code: "model_not_found", Message: "The model `" + req.Model + "` does not exist: " + pr.Msg}
-			}
+		if _, lerr := s.catalog().Lookup(req.Model); errors.As(lerr, &unknown) {
+			return &openAIError{Status: http.StatusNotFound, Type: "invalid_request_error", Param: "model",
+				Code: "model_not_found", Message: "The model `" + req.Model + "` does not exist: " + pr.Message}
 		}
-		param := pr.Field
-		if param == "format" {
-			param = "output_format"
-		}
-		return nil, invalidRequest(param, code, "%s", pr.Msg)
 	}
-	if len(items) == 0 {
-		return nil, invalidRequest("prompt", "invalid_value", "the request produced no image")
+	param := pr.Field
+	if param == "format" {
+		param = "output_format"
 	}
-	return items, nil
+	return invalidRequest(param, "invalid_value", "%s", pr.Message)
+}
+
+func (s *Server) catalog() *catalog.Catalog {
+	if s.ext.Catalog != nil {
+		return s.ext.Catalog
+	}
+	return catalog.Default()
 }
 
 // waitItems polls the batch's items until none is pending or running and

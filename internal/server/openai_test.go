@@ -36,14 +36,17 @@ func withWorker(t *testing.T, m *metrics.Metrics) func(*Deps) {
 		if err != nil {
 			t.Fatalf("registry: %v", err)
 		}
+		svc := newTestService(d.DB)
 		w := &generate.ImageWorker{DB: d.DB, Blobs: d.Ext.Blobs, Generator: &generate.Generator{Providers: reg},
-			Observer: m, JobTimeout: 30 * time.Second}
+			Settler: svc, Observer: m, JobTimeout: 30 * time.Second}
 		workers := river.NewWorkers()
 		river.AddWorker(workers, w)
 		rc, err := queue.New(t.Context(), d.DB, queue.Config{
 			Queues:            map[string]queue.Queue{batch.QueueFor("preview"): {MaxWorkers: 4}},
 			FetchCooldown:     5 * time.Millisecond,
 			FetchPollInterval: 20 * time.Millisecond,
+			MaxAttempts:       3,
+			Retry:             generate.Policy{RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond},
 			TestOnly:          true,
 		}, workers, nil)
 		if err != nil {
@@ -57,8 +60,8 @@ func withWorker(t *testing.T, m *metrics.Metrics) func(*Deps) {
 			defer cancel()
 			_ = rc.Stop(ctx)
 		})
-		d.Ext.River = rc
-		d.Ext.Submitter = &batch.Submitter{DB: d.DB, River: rc}
+		svc.Queue = rc
+		d.Ext.Batches = svc
 		d.Ext.Metrics = m
 		d.Ext.OpenAIPoll = 10 * time.Millisecond
 	}

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"context"
-	"database/sql"
 	"net/http"
 	"strings"
 	"time"
@@ -119,57 +117,20 @@ func (s *Server) handleProjectRename(w http.ResponseWriter, r *http.Request) err
 }
 
 // handleProjectDelete handles DELETE /api/v1/projects/{id}: the project
-// goes with everything in it (batches, items, images, and the image files
-// no other image uses). 204 when done.
+// goes with everything in it (batches, items, images; the image files no
+// other image uses go with the blob sweeper). 204 when done.
 func (s *Server) handleProjectDelete(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
-	ws := caller(r).WorkspaceID
-	var keys []string
-	err = s.db.Tx(r.Context(), func(tx *sql.Tx) error {
-		if _, err := s.db.GetProject(r.Context(), tx, ws, id); err != nil {
-			return err
-		}
-		ids, err := s.db.ProjectBatchIDs(r.Context(), tx, ws, id)
-		if err != nil {
-			return err
-		}
-		for _, b := range ids {
-			k, err := s.deleteBatchTx(r.Context(), tx, ws, b)
-			if err != nil {
-				return err
-			}
-			keys = append(keys, k...)
-		}
-		return s.db.DeleteProject(r.Context(), tx, ws, id)
-	})
+	svc, err := s.batches()
 	if err != nil {
 		return err
 	}
-	s.deleteBlobs(r.Context(), keys)
+	if err := svc.DeleteProject(r.Context(), caller(r).WorkspaceID, id); err != nil {
+		return err
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// deleteBlobs removes the files of keys that no image uses any more. It
-// runs after the rows are gone; a file it fails to remove is logged and
-// left behind (an orphan costs disk, never correctness).
-func (s *Server) deleteBlobs(ctx context.Context, keys []string) {
-	if len(keys) == 0 || s.ext.Blobs == nil {
-		return
-	}
-	// The request may be over; the rows are already deleted, so finish.
-	ctx = context.WithoutCancel(ctx)
-	gone, err := s.db.UnreferencedBlobKeys(ctx, s.db.Reader(), keys)
-	if err != nil {
-		s.logger.ErrorContext(ctx, "find unreferenced blobs", "err", err)
-		return
-	}
-	for _, k := range gone {
-		if err := s.ext.Blobs.Delete(ctx, k); err != nil {
-			s.logger.ErrorContext(ctx, "delete blob", "key", k, "err", err)
-		}
-	}
 }

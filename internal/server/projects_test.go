@@ -105,9 +105,10 @@ func TestProjectDeleteTakesEverything(t *testing.T) {
 			t.Errorf("batch %d has %d items left", id, n)
 		}
 	}
+	tb.sweep(t)
 	for _, k := range keys {
 		if tb.blobExists(t, k) {
-			t.Errorf("file %s of a deleted image is still stored", k)
+			t.Errorf("file %s of a deleted image is still stored after the sweep", k)
 		}
 	}
 	tb.must(t, http.StatusOK, "GET", fmt.Sprintf("/api/v1/batches/%d", outside), tok, nil, nil)

@@ -41,8 +41,9 @@ type resourceRoute struct {
 	handler handlerFunc
 }
 
-// resourceRoutes lists the REST routes of projects, batches, items and
-// images (projects.go, batches.go, upload.go, items.go, images.go, files.go).
+// resourceRoutes lists the REST routes of projects, batches, items,
+// images and credits (projects.go, batches.go, upload.go, items.go,
+// images.go, files.go, usage.go).
 func (s *Server) resourceRoutes() []resourceRoute {
 	return []resourceRoute{
 		{"POST /api/v1/projects", s.handleProjectCreate},
@@ -68,5 +69,7 @@ func (s *Server) resourceRoutes() []resourceRoute {
 		{"POST /api/v1/images/{id}/review", s.handleImageReview},
 		{"POST /api/v1/images/{id}/regenerate", s.handleImageRegenerate},
 		{"POST /api/v1/images/regenerate", s.handleImagesRegenerate},
+
+		{"GET /api/v1/usage", s.handleUsage},
 	}
 }

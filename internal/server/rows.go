@@ -10,19 +10,14 @@ import (
 	"strconv"
 	"strings"
 
+	"bulkgen/internal/batch"
 	"bulkgen/internal/input"
 )
-
-// rowSource streams input rows: input.Reader, or the rows of a JSON
-// request. Next returns io.EOF at the end and *input.RowError for a bad row.
-type rowSource interface {
-	Next() (input.Row, error)
-}
 
 // openInput opens a parser over an input file; its fatal errors (no
 // content, binary data, an unusable CSV header) are 422s carrying the
 // parser's message.
-func openInput(name string, rd io.Reader, opt input.Options) (rowSource, error) {
+func openInput(name string, rd io.Reader, opt input.Options) (batch.RowSource, error) {
 	in, err := input.Open(name, rd, opt)
 	if err != nil {
 		return nil, &Error{Status: http.StatusUnprocessableEntity, Code: "invalid_input", Message: err.Error()}

@@ -27,8 +27,10 @@ import (
 	"bulkgen/internal/batch"
 	"bulkgen/internal/blob"
 	"bulkgen/internal/blob/fileblob"
+	"bulkgen/internal/blobgc"
 	"bulkgen/internal/catalog"
 	"bulkgen/internal/generate"
+	"bulkgen/internal/ledger"
 	"bulkgen/internal/provider"
 	"bulkgen/internal/provider/preview"
 	"bulkgen/internal/queue"
@@ -71,7 +73,16 @@ func newTestBundle(t *testing.T, edit func(*Deps)) *testBundle {
 	if err != nil {
 		t.Fatalf("river client: %v", err)
 	}
-	return buildTestBundle(t, db, blobs, rc, edit)
+	svc := newTestService(db)
+	svc.Queue = rc
+	return buildTestBundle(t, db, blobs, rc, svc, edit)
+}
+
+// newTestService is the batch service the test servers run, on the
+// default catalogue, without its queue (set once the client exists).
+func newTestService(db *store.DB) *batch.Service {
+	return &batch.Service{DB: db, Ledger: &ledger.Ledger{DB: db}, Catalog: catalog.Default(), DefaultModel: "preview",
+		Policy: generate.Policy{MaxAttempts: 3}}
 }
 
 // newWorkerBundle builds a testBundle whose River client is started with
@@ -89,22 +100,24 @@ func newWorkerBundle(t *testing.T, latency time.Duration) *testBundle {
 	if err != nil {
 		t.Fatalf("preview engine: %v", err)
 	}
+	svc := newTestService(db)
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &generate.ImageWorker{
 		DB: db, Blobs: blobs, Generator: &generate.Generator{Providers: testProviders{preview.Name: eng}},
-		JobTimeout: 30 * time.Second, PausedSnooze: 50 * time.Millisecond,
+		Settler: svc, JobTimeout: 30 * time.Second, PausedSnooze: 50 * time.Millisecond,
 	})
 	rc, err := queue.New(t.Context(), db, queue.Config{
 		Queues:            map[string]queue.Queue{batch.QueueFor(preview.Name): {MaxWorkers: 4}},
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: 20 * time.Millisecond,
 		MaxAttempts:       3,
-		Retry:             queue.RetryPolicy{Min: time.Millisecond, Max: 5 * time.Millisecond},
+		Retry:             generate.Policy{RetryMin: time.Millisecond, RetryMax: 5 * time.Millisecond},
 		TestOnly:          true,
 	}, workers, nil)
 	if err != nil {
 		t.Fatalf("river client: %v", err)
 	}
+	svc.Queue = rc
 	if err := rc.Start(t.Context()); err != nil {
 		t.Fatalf("start river: %v", err)
 	}
@@ -115,7 +128,7 @@ func newWorkerBundle(t *testing.T, latency time.Duration) *testBundle {
 			t.Errorf("stop river: %v", err)
 		}
 	})
-	return buildTestBundle(t, db, blobs, rc, nil)
+	return buildTestBundle(t, db, blobs, rc, svc, nil)
 }
 
 // testProviders finds providers by name for the generator.
@@ -128,7 +141,7 @@ func (p testProviders) Get(name string) (provider.Provider, error) {
 	return nil, fmt.Errorf("provider %q not configured", name)
 }
 
-func buildTestBundle(t *testing.T, db *store.DB, blobs *fileblob.Store, rc *river.Client[*sql.Tx], edit func(*Deps)) *testBundle {
+func buildTestBundle(t *testing.T, db *store.DB, blobs *fileblob.Store, rc *river.Client[*sql.Tx], svc *batch.Service, edit func(*Deps)) *testBundle {
 	t.Helper()
 	deps := Deps{
 		DB:     db,
@@ -136,8 +149,8 @@ func buildTestBundle(t *testing.T, db *store.DB, blobs *fileblob.Store, rc *rive
 		Ext: Extra{
 			Catalog:   catalog.Default(),
 			Blobs:     blobs,
-			Submitter: &batch.Submitter{DB: db, River: rc},
-			River:     rc,
+			Batches:   svc,
+			Ledger:    svc.Ledger,
 			UploadDir: t.TempDir(),
 		},
 	}
@@ -164,6 +177,11 @@ func (b *testBundle) newTenant(t *testing.T, name string) testTenant {
 	ws, err := b.DB.CreateWorkspace(ctx, b.DB.Writer(), store.Workspace{OwnerUserID: u.ID, Name: name})
 	if err != nil {
 		t.Fatalf("create workspace: %v", err)
+	}
+	// Unlimited, like a self-hoster's own workspace, so that paid models
+	// run; the credit tests make limited ones (limitedTenant).
+	if err := b.DB.SetCreditLimits(ctx, b.DB.Writer(), ws.ID, true, 0); err != nil {
+		t.Fatalf("credit limits: %v", err)
 	}
 	plain, hash, prefix := auth.NewToken()
 	if _, err := b.DB.CreateAPIToken(ctx, b.DB.Writer(), store.APIToken{UserID: u.ID, WorkspaceID: ws.ID, Name: name,
@@ -317,16 +335,26 @@ func (b *testBundle) completeItem(t *testing.T, it store.Item) store.Image {
 	return im
 }
 
-// failItem marks an item failed, as the worker does when it gives up.
+// failItem marks an item failed and counts it, as the worker does when
+// it gives up.
 func (b *testBundle) failItem(t *testing.T, it store.Item) {
 	t.Helper()
-	if _, err := b.DB.UpdateItemStatus(t.Context(), b.DB.Writer(), it.ID, store.ItemUpdate{
-		Status: store.ItemFailed, Error: "provider said no", ErrorClass: "rejected", Attempts: 1}); err != nil {
+	ctx := t.Context()
+	err := b.DB.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := b.DB.UpdateItemStatus(ctx, tx, it.ID, store.ItemUpdate{
+			Status: store.ItemFailed, Error: "provider said no", ErrorClass: "rejected", Attempts: 1}); err != nil {
+			return err
+		}
+		return b.DB.RecountBatch(ctx, tx, it.BatchID)
+	})
+	if err != nil {
 		t.Fatalf("fail item: %v", err)
 	}
 }
 
-// jobStates counts the image jobs of a batch's items by River state.
+// jobStates counts the image jobs of a batch's items by River state. It
+// finds them by their arguments, not through items.job_id, so that it
+// also sees jobs the items no longer link to.
 func (b *testBundle) jobStates(t *testing.T, batchID int64) map[string]int {
 	t.Helper()
 	return b.queryJobStates(t, `SELECT j.state FROM river_job j JOIN items i ON i.id = CAST(j.args->>'item_id' AS BIGINT)
@@ -392,6 +420,15 @@ func (b *testBundle) shareBlob(t *testing.T, other int64, im store.Image) store.
 		t.Fatalf("insert sharing image: %v", err)
 	}
 	return out
+}
+
+// sweep runs the blob sweeper with a grace period of a nanosecond, as if
+// every file were old: files no image uses go.
+func (b *testBundle) sweep(t *testing.T) {
+	t.Helper()
+	if _, err := blobgc.Sweep(t.Context(), b.DB, b.Blobs, time.Nanosecond, nil); err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
 }
 
 // blobExists reports whether the blob store holds key.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"bulkgen/internal/batch"
 	"bulkgen/internal/input"
 )
 
@@ -39,7 +40,7 @@ func (s *Server) maxUpload() int64 {
 // body: a "file" part (CSV, TXT or JSONL, told apart by its name and
 // content) streamed to a temporary file under the size limit, and form
 // fields mirroring the JSON request: name, project_id, template,
-// name_template, combinatorial, max_images, dry_run, a "defaults" JSON
+// name_template, combinatorial, max_images, max_cost, dry_run, a "defaults" JSON
 // object, and the plain defaults model, size, aspect_ratio, quality,
 // format, style, negative_prompt, n, seed and opt.<name> (which win over
 // the same fields in "defaults").
@@ -119,12 +120,14 @@ func (s *Server) handleBatchUpload(w http.ResponseWriter, r *http.Request) error
 	if spec.Name == "" {
 		spec.Name = fileName
 	}
-	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewind upload: %w", err)
-	}
-	return s.createBatch(w, r, spec, func() (rowSource, error) {
+	// The batch service reads the file twice (to check and price it, then
+	// to write it): each read starts from the beginning.
+	return s.createBatch(w, r, spec, batch.InputFunc(func() (batch.RowSource, error) {
+		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("rewind upload: %w", err)
+		}
 		return openInput(fileName, tmp, input.Options{})
-	})
+	}))
 }
 
 // uploadReadError classifies a failure to read the request body: over the
@@ -202,6 +205,10 @@ func applyForm(spec *batchSpec, defaults []byte, plain map[string]string) error 
 		case "combinatorial":
 			if spec.Combinatorial, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
 				return badField(field, "true or false")
+			}
+		case "max_cost":
+			if spec.MaxCost, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil || spec.MaxCost < 0 {
+				return badField(field, "a whole number of credits")
 			}
 		case "dry_run":
 			if spec.DryRun, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {

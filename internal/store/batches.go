@@ -54,37 +54,43 @@ type Batch struct {
 	CanceledCount  int64
 	CostEstimate   int64
 	CostSpent      int64
-	CreatedAt      time.Time
-	StartedAt      time.Time // zero until the first item runs
-	FinishedAt     time.Time // zero until the batch reaches a final status
+	// Reserved is the credits still held for the batch: reserved, and not
+	// yet charged for an image or released.
+	Reserved int64
+	// Submitting is true while Create is still writing the batch in
+	// chunks: such a batch is not shown and nothing of it runs.
+	Submitting bool
+	CreatedAt  time.Time
+	StartedAt  time.Time // zero until the first item runs
+	FinishedAt time.Time // zero until the batch reaches a final status
 }
 
 const batchColumns = `id, workspace_id, project_id, user_id, name, status, source_file, template, defaults,
 	naming_template, dry_run, total_count, succeeded_count, failed_count, canceled_count,
-	cost_estimate, cost_spent, created_at, started_at, finished_at`
+	cost_estimate, cost_spent, reserved, submitting, created_at, started_at, finished_at`
 
 func scanBatch(row interface{ Scan(...any) error }) (Batch, error) {
 	var b Batch
 	err := row.Scan(&b.ID, &b.WorkspaceID, intCol{&b.ProjectID}, intCol{&b.UserID}, &b.Name, &b.Status,
 		&b.SourceFile, &b.Template, jsonCol{&b.Defaults}, &b.NamingTemplate, &b.DryRun,
 		&b.TotalCount, &b.SucceededCount, &b.FailedCount, &b.CanceledCount, &b.CostEstimate, &b.CostSpent,
-		timeCol{&b.CreatedAt}, timeCol{&b.StartedAt}, timeCol{&b.FinishedAt})
+		&b.Reserved, &b.Submitting, timeCol{&b.CreatedAt}, timeCol{&b.StartedAt}, timeCol{&b.FinishedAt})
 	return b, err
 }
 
 // CreateBatch inserts b and returns the stored row. ID and CreatedAt are set
-// by the store, an empty Status means BatchQueued, and the done counters and
-// CostSpent start at zero whatever b says.
+// by the store, an empty Status means BatchQueued, and the done counters,
+// CostSpent and Reserved start at zero whatever b says.
 func (db *DB) CreateBatch(ctx context.Context, q Querier, b Batch) (Batch, error) {
 	if b.Status == "" {
 		b.Status = BatchQueued
 	}
 	out, err := scanBatch(q.QueryRowContext(ctx, db.q(`INSERT INTO batches
 		(workspace_id, project_id, user_id, name, status, source_file, template, defaults,
-		 naming_template, dry_run, total_count, cost_estimate, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+batchColumns),
+		 naming_template, dry_run, total_count, cost_estimate, submitting, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+batchColumns),
 		b.WorkspaceID, nullInt64(b.ProjectID), nullInt64(b.UserID), b.Name, string(b.Status), b.SourceFile, b.Template,
-		jsonArg(b.Defaults), b.NamingTemplate, b.DryRun, b.TotalCount, b.CostEstimate, db.timeArg(db.timestamp())))
+		jsonArg(b.Defaults), b.NamingTemplate, b.DryRun, b.TotalCount, b.CostEstimate, b.Submitting, db.timeArg(db.timestamp())))
 	if err != nil {
 		return Batch{}, fmt.Errorf("create batch: %w", err)
 	}
@@ -92,10 +98,24 @@ func (db *DB) CreateBatch(ctx context.Context, q Querier, b Batch) (Batch, error
 }
 
 // GetBatch returns the workspace's batch id, or ErrNotFound (also when the
-// batch belongs to another workspace).
+// batch belongs to another workspace, or is still being submitted).
 func (db *DB) GetBatch(ctx context.Context, q Querier, workspaceID, id int64) (Batch, error) {
-	b, err := scanBatch(q.QueryRowContext(ctx, db.q(`SELECT `+batchColumns+` FROM batches
-		WHERE id = ? AND workspace_id = ?`), id, workspaceID))
+	return db.getBatch(ctx, q, workspaceID, id, false)
+}
+
+// LockWorkspaceBatch is GetBatch inside a transaction that then holds the
+// batch's lock (see LockBatch) until it ends: what every batch action
+// does before it changes the batch's items.
+func (db *DB) LockWorkspaceBatch(ctx context.Context, q Querier, workspaceID, id int64) (Batch, error) {
+	return db.getBatch(ctx, q, workspaceID, id, true)
+}
+
+func (db *DB) getBatch(ctx context.Context, q Querier, workspaceID, id int64, lock bool) (Batch, error) {
+	query := `SELECT ` + batchColumns + ` FROM batches WHERE id = ? AND workspace_id = ? AND NOT submitting`
+	if lock && db.dialect == Postgres {
+		query += ` FOR NO KEY UPDATE`
+	}
+	b, err := scanBatch(q.QueryRowContext(ctx, db.q(query), id, workspaceID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Batch{}, fmt.Errorf("get batch %d: %w", id, ErrNotFound)
 	}
@@ -119,7 +139,7 @@ type BatchFilter struct {
 // is the last id of the previous page (0 for the first page): the page holds
 // ids below it.
 func (db *DB) ListBatches(ctx context.Context, q Querier, workspaceID int64, f BatchFilter, after int64, limit int) ([]Batch, error) {
-	where := []string{"workspace_id = ?"}
+	where := []string{"workspace_id = ?", "NOT submitting"}
 	args := []any{workspaceID}
 	if f.ProjectID != 0 {
 		where = append(where, "project_id = ?")

@@ -5,46 +5,29 @@ import (
 	"fmt"
 )
 
-// This file holds the batch queries of the image worker's hot path. They
-// exist so that a worker changes its item without writing, or waiting for,
-// the batch's row on every image (see generate.ImageWorker): on PostgreSQL
-// 32 workers that each took the batch's row lock for a transaction, commit
-// included, ran one after the other at about 20 images a second.
+// This file holds the batch queries of the image worker's hot path, which
+// touch a batch's row once per group of images, not once per image (see
+// generate.ImageWorker).
 
-// ShareLockBatch takes a shared lock on batch id's row until the caller's
-// transaction ends. Workers take it before they move one of the batch's
-// items to a final status: any number of workers hold it at once, but a
-// batch action (cancel, pause, retry) that updates the batch row waits for
-// them, and they for it, so the action's recount cannot miss an item that
-// a worker finished in the meantime. SQLite transactions already run one at
-// a time (the write lock is taken at BEGIN), so there it does nothing.
-func (db *DB) ShareLockBatch(ctx context.Context, q Querier, id int64) error {
-	if db.dialect != Postgres {
-		return nil
-	}
-	var got int64
-	if err := q.QueryRowContext(ctx, db.q(shareLockBatchSQL), id).Scan(&got); err != nil {
-		return fmt.Errorf("share-lock batch %d: %w", id, notFound(err))
-	}
-	return nil
-}
-
-const shareLockBatchSQL = `SELECT id FROM batches WHERE id = ? FOR SHARE`
-
-// ShareLockBatches queues ShareLockBatch for each of ids, which must be
-// in ascending order so that two transactions cannot take the same locks
-// in opposite orders.
-func (db *DB) ShareLockBatches(p *Pipeline, ids []int64) {
+// LockBatches queues LockBatch for each of ids, which must be in
+// ascending order so that two transactions cannot take the same locks in
+// opposite orders. The image workers' group takes the locks of every batch
+// it touches before it writes any item (it changes their counters at the
+// end), the order every batch action follows too (LockBatch, then items):
+// a group and an action on one batch run one after the other, and never
+// deadlock. SQLite transactions already run one at a time, so there it
+// does nothing.
+func (db *DB) LockBatches(p *Pipeline, ids []int64) {
 	if db.dialect != Postgres {
 		return
 	}
 	for _, id := range ids {
-		p.Queue(shareLockBatchSQL, []any{id}, func(r Rows) error {
+		p.Queue(`SELECT id FROM batches WHERE id = ? FOR NO KEY UPDATE`, []any{id}, func(r Rows) error {
 			if !r.Next() {
 				if err := r.Err(); err != nil {
 					return err
 				}
-				return fmt.Errorf("share-lock batch %d: %w", id, ErrNotFound)
+				return fmt.Errorf("lock batch %d: %w", id, ErrNotFound)
 			}
 			return nil
 		})

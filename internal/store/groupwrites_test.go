@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"bulkgen/internal/store"
 )
@@ -123,8 +124,12 @@ func TestGroupWrites(t *testing.T) {
 		}
 	}
 
-	if bal, err := db.Balance(ctx, w, b.workspace.ID); err != nil || bal != -7 {
-		t.Errorf("balance %d, %v; want -7", bal, err)
+	if sums, err := db.SumLedger(ctx, w, b.workspace.ID, time.Time{}, store.EntryCharge); err != nil || sums[store.EntryCharge] != -7 {
+		t.Errorf("charges sum to %d, %v; want -7", sums[store.EntryCharge], err)
+	}
+	// Charges draw on reservations: they leave the balance alone.
+	if acc, err := db.GetCreditAccount(ctx, w, b.workspace.ID, false); err != nil || acc.Balance != 0 {
+		t.Errorf("balance %d, %v; want 0", acc.Balance, err)
 	}
 	if err := inPipeline(ctx, db, func(p *store.Pipeline) error {
 		return db.ChargeImages(p, []store.ImageCharge{{Generation: 1, Entry: store.LedgerEntry{WorkspaceID: b.workspace.ID, ItemID: items[0].ID, Amount: -1}}})

@@ -35,6 +35,7 @@ type Item struct {
 	NegativePrompt string
 	Model          string
 	Provider       string
+	RemoteModel    string // the provider's model id, fixed when planned
 	Width          int64
 	Height         int64
 	AspectRatio    string
@@ -53,26 +54,30 @@ type Item struct {
 	// ParentImageID is the image this item regenerates (0 for an item
 	// planned from input); the worker copies it into images.parent_id.
 	ParentImageID int64
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// JobID is the River job queued to make the item, 0 when none is (a
+	// paused batch's items, or before the job is inserted).
+	JobID     int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // itemInsertColumns are the columns InsertItems writes, in argument order.
 const itemInsertColumns = `batch_id, workspace_id, source_line, idx, status, prompt, negative_prompt, model, provider,
-	width, height, aspect_ratio, quality, style, format, seed, options, vars, name, cost_estimate,
+	remote_model, width, height, aspect_ratio, quality, style, format, seed, options, vars, name, cost_estimate,
 	error, error_class, attempts, parent_image_id, created_at, updated_at`
 
-const itemInsertColumnCount = 26
+const itemInsertColumnCount = 27
 
-const itemColumns = `id, ` + itemInsertColumns
+const itemColumns = `id, ` + itemInsertColumns + `, job_id`
 
 func scanItem(row interface{ Scan(...any) error }) (Item, error) {
 	var it Item
 	var seed sql.NullInt64
 	err := row.Scan(&it.ID, &it.BatchID, &it.WorkspaceID, &it.SourceLine, &it.Index, &it.Status, &it.Prompt,
-		&it.NegativePrompt, &it.Model, &it.Provider, &it.Width, &it.Height, &it.AspectRatio, &it.Quality,
+		&it.NegativePrompt, &it.Model, &it.Provider, &it.RemoteModel, &it.Width, &it.Height, &it.AspectRatio, &it.Quality,
 		&it.Style, &it.Format, &seed, jsonCol{&it.Options}, jsonCol{&it.Vars}, &it.Name, &it.CostEstimate,
-		&it.Error, &it.ErrorClass, &it.Attempts, intCol{&it.ParentImageID}, timeCol{&it.CreatedAt}, timeCol{&it.UpdatedAt})
+		&it.Error, &it.ErrorClass, &it.Attempts, intCol{&it.ParentImageID}, timeCol{&it.CreatedAt}, timeCol{&it.UpdatedAt},
+		intCol{&it.JobID})
 	it.Seed, it.HasSeed = seed.Int64, seed.Valid
 	return it, err
 }
@@ -84,12 +89,12 @@ func (db *DB) itemArgs(it *Item) []any {
 		seed = it.Seed
 	}
 	return []any{it.BatchID, it.WorkspaceID, it.SourceLine, it.Index, string(it.Status), it.Prompt,
-		it.NegativePrompt, it.Model, it.Provider, it.Width, it.Height, it.AspectRatio, it.Quality,
+		it.NegativePrompt, it.Model, it.Provider, it.RemoteModel, it.Width, it.Height, it.AspectRatio, it.Quality,
 		it.Style, it.Format, seed, jsonArg(it.Options), jsonArg(it.Vars), it.Name, it.CostEstimate,
 		it.Error, it.ErrorClass, it.Attempts, nullInt64(it.ParentImageID), db.timeArg(it.CreatedAt), db.timeArg(it.UpdatedAt)}
 }
 
-// insertItemsChunk is how many rows go in one INSERT: 400 rows × 26
+// insertItemsChunk is how many rows go in one INSERT: 400 rows × 27
 // columns stays far below SQLite's 32766 and PostgreSQL's 65535 bound
 // parameters.
 const insertItemsChunk = 400

@@ -11,14 +11,13 @@ import (
 // EntryKind is the reason for a ledger entry.
 type EntryKind string
 
-// The ledger entry kinds.
+// The ledger entry kinds; package ledger says what each means.
 const (
-	EntryGrant    EntryKind = "grant"
-	EntryPurchase EntryKind = "purchase"
-	EntryReserve  EntryKind = "reserve"
-	EntryCharge   EntryKind = "charge"
-	EntryRefund   EntryKind = "refund"
-	EntryExpire   EntryKind = "expire"
+	EntryGrant      EntryKind = "grant"
+	EntryReserve    EntryKind = "reserve"
+	EntryCharge     EntryKind = "charge"
+	EntryRelease    EntryKind = "release"
+	EntryAdjustment EntryKind = "adjustment"
 )
 
 // LedgerEntry is a row of ledger_entries, which is append-only. Amount is
@@ -83,16 +82,6 @@ func (db *DB) AddEntry(ctx context.Context, q Querier, e LedgerEntry) (out Ledge
 		return LedgerEntry{}, false, fmt.Errorf("add ledger entry %q: key already used for a different entry: %w", e.IdemKey, ErrConflict)
 	}
 	return out, false, nil
-}
-
-// Balance returns the sum of the workspace's ledger entries in credits.
-func (db *DB) Balance(ctx context.Context, q Querier, workspaceID int64) (int64, error) {
-	var n int64
-	if err := q.QueryRowContext(ctx, db.q(`SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT)
-		FROM ledger_entries WHERE workspace_id = ?`), workspaceID).Scan(&n); err != nil {
-		return 0, fmt.Errorf("balance of workspace %d: %w", workspaceID, err)
-	}
-	return n, nil
 }
 
 // ListLedgerEntries returns a page of the workspace's entries, newest first.

@@ -26,10 +26,12 @@ func TestLedger(t *testing.T) {
 	}{
 		{store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryGrant, Amount: 1000, IdemKey: "grant:welcome"}, true, 1000},
 		{store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryReserve, Amount: -40, ItemID: item.ID, BatchID: item.BatchID, IdemKey: "reserve:item:1"}, true, 960},
-		{store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryCharge, Amount: -40, ImageID: im.ID, Attempt: 1, IdemKey: "charge:image:1:1"}, true, 920},
+		// A charge draws on the reservation: the balance stays.
+		{store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryCharge, Amount: -40, ImageID: im.ID, Attempt: 1, IdemKey: "charge:image:1:1"}, true, 960},
 		// A re-delivered job replays its charge: nothing changes.
-		{store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryCharge, Amount: -40, ImageID: im.ID, Attempt: 1, IdemKey: "charge:image:1:1"}, false, 920},
-		{store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryRefund, Amount: 40, ItemID: item.ID, IdemKey: "refund:item:1", Note: "reservation released"}, true, 960},
+		{store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryCharge, Amount: -40, ImageID: im.ID, Attempt: 1, IdemKey: "charge:image:1:1"}, false, 960},
+		{store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryRelease, Amount: 40, ItemID: item.ID, IdemKey: "release:item:1", Note: "reservation released"}, true, 1000},
+		{store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryAdjustment, Amount: -5, IdemKey: "adjust:1"}, true, 995},
 	}
 	var firstCharge store.LedgerEntry
 	for i, e := range entries {
@@ -47,11 +49,11 @@ func TestLedger(t *testing.T) {
 		if i == 3 && got.ID != firstCharge.ID {
 			t.Errorf("replayed charge got id %d, want the first charge's %d", got.ID, firstCharge.ID)
 		}
-		bal, err := db.Balance(ctx, w, ws)
+		acc, err := db.GetCreditAccount(ctx, w, ws, false)
 		if err != nil {
-			t.Fatalf("Balance: %v", err)
+			t.Fatalf("GetCreditAccount: %v", err)
 		}
-		if bal != e.wantBalance {
+		if bal := acc.Balance; bal != e.wantBalance {
 			t.Errorf("entry %d: Balance = %d, want %d", i, bal, e.wantBalance)
 		}
 	}
@@ -67,9 +69,24 @@ func TestLedger(t *testing.T) {
 		t.Errorf("AddEntry(kind gift) succeeded, want the CHECK constraint to refuse it")
 	}
 
+	// A limited account cannot go below zero: the database refuses the
+	// entry that would take it there.
+	if _, _, err := db.AddEntry(ctx, w, store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryReserve, Amount: -996, IdemKey: "reserve:too-much"}); err == nil {
+		t.Errorf("AddEntry(reserve beyond the balance) succeeded, want the CHECK constraint to refuse it")
+	}
+	if err := db.SetCreditLimits(ctx, w, ws, true, 0); err != nil {
+		t.Fatalf("SetCreditLimits: %v", err)
+	}
+	if _, _, err := db.AddEntry(ctx, w, store.LedgerEntry{WorkspaceID: ws, Kind: store.EntryReserve, Amount: -996, IdemKey: "reserve:unlimited"}); err != nil {
+		t.Errorf("AddEntry(reserve beyond the balance, unlimited) = %v, want it accepted", err)
+	}
+	if acc, err := db.GetCreditAccount(ctx, w, ws, false); err != nil || acc.Balance != -1 || !acc.Unlimited {
+		t.Errorf("account = %+v, %v; want unlimited with balance -1", acc, err)
+	}
+
 	other := b.otherWorkspace(t)
-	if bal, err := db.Balance(ctx, w, other.ID); err != nil || bal != 0 {
-		t.Errorf("Balance(empty workspace) = %d, %v; want 0", bal, err)
+	if acc, err := db.GetCreditAccount(ctx, w, other.ID, false); err != nil || acc.Balance != 0 || acc.Unlimited {
+		t.Errorf("GetCreditAccount(new workspace) = %+v, %v; want limited with balance 0", acc, err)
 	}
 
 	page1, err := db.ListLedgerEntries(ctx, db.Reader(), ws, 0, 3)
@@ -80,7 +97,7 @@ func TestLedger(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ListLedgerEntries: %v", err)
 	}
-	if len(page1) != 3 || len(page2) != 1 || page1[0].Kind != store.EntryRefund || page2[0].Kind != store.EntryGrant {
-		t.Errorf("pages = %+v / %+v, want 3 newest then the grant", page1, page2)
+	if len(page1) != 3 || len(page2) != 3 || page1[0].Kind != store.EntryReserve || page2[2].Kind != store.EntryGrant {
+		t.Errorf("pages = %+v / %+v, want 3 newest then 3 ending with the grant", page1, page2)
 	}
 }

@@ -120,39 +120,6 @@ func (db *DB) GetBatchProgress(ctx context.Context, q Querier, batchID int64) (B
 	return p, nil
 }
 
-// QueuedItem is an item id with the provider whose queue its job goes to.
-type QueuedItem struct {
-	ID       int64
-	Provider string
-}
-
-func scanQueuedItem(r interface{ Scan(...any) error }) (QueuedItem, error) {
-	var it QueuedItem
-	err := r.Scan(&it.ID, &it.Provider)
-	return it, err
-}
-
-// MoveBatchItems moves every item of a batch whose status is from to the
-// status to, clearing its error, and returns the moved items. Retrying a
-// batch's failed items and canceling its pending ones are such moves.
-func (db *DB) MoveBatchItems(ctx context.Context, q Querier, batchID int64, from, to ItemStatus) ([]QueuedItem, error) {
-	rows, err := q.QueryContext(ctx, db.q(`UPDATE items SET status = ?, error = '', error_class = '', updated_at = ?
-		WHERE batch_id = ? AND status = ? RETURNING id, provider`),
-		string(to), db.timeArg(db.timestamp()), batchID, string(from))
-	if err != nil {
-		return nil, fmt.Errorf("move items of batch %d from %s to %s: %w", batchID, from, to, err)
-	}
-	return collect(rows, scanQueuedItem, "move items of batch")
-}
-
-// AddBatchTotals adds items and their estimate to a batch's totals, for
-// items added after the batch was submitted (regenerations).
-func (db *DB) AddBatchTotals(ctx context.Context, q Querier, id, items, estimate int64) error {
-	res, err := q.ExecContext(ctx, db.q(`UPDATE batches SET total_count = total_count + ?, cost_estimate = cost_estimate + ?
-		WHERE id = ?`), items, estimate, id)
-	return checkUpdated(res, err, "add to totals of batch", id)
-}
-
 // ItemNameTaken reports whether a batch already has an item named name.
 func (db *DB) ItemNameTaken(ctx context.Context, q Querier, batchID int64, name string) (bool, error) {
 	var n int64
@@ -163,9 +130,8 @@ func (db *DB) ItemNameTaken(ctx context.Context, q Querier, batchID int64, name 
 	return n > 0, nil
 }
 
-// Image job kinds and states, as River names them. An image job carries
-// {"item_id": N} (generate.ImageArgs); the store knows only that much of it.
-const imageJobKind = "image"
+// River job states, as River names them. An image job carries
+// {"item_id": N} (generate.ImageArgs); items.job_id links an item to it.
 
 // JobState is a River job state ("available", "running", …).
 type JobState string
@@ -186,60 +152,6 @@ var WaitingJobStates = []JobState{JobAvailable, JobPending, JobRetryable, JobSch
 // LiveJobStates adds running to WaitingJobStates: every job that may still
 // produce an image.
 var LiveJobStates = []JobState{JobAvailable, JobPending, JobRetryable, JobScheduled, JobRunning}
-
-// itemIDOfJob extracts the item id from an image job's args. Both
-// databases read "->>" on River's args column (jsonb on PostgreSQL, JSONB
-// blob on SQLite, which understands "->>" since 3.38); the CAST makes the
-// text of PostgreSQL and the integer of SQLite compare alike.
-const itemIDOfJob = `CAST(j.args->>'item_id' AS BIGINT)`
-
-// BatchJobIDs returns the ids of the image jobs in one of states whose
-// item is in the batch and in one of itemStatuses (any status when empty).
-// It reads River's river_job table, which holds no batch id of its own.
-func (db *DB) BatchJobIDs(ctx context.Context, q Querier, batchID int64, itemStatuses []ItemStatus, states []JobState) ([]int64, error) {
-	args := []any{imageJobKind}
-	stateIn := placeholders(len(states))
-	for _, s := range states {
-		args = append(args, string(s))
-	}
-	args = append(args, batchID)
-	itemFilter := ""
-	if len(itemStatuses) > 0 {
-		itemFilter = ` AND i.status IN (` + placeholders(len(itemStatuses)) + `)`
-		for _, s := range itemStatuses {
-			args = append(args, string(s))
-		}
-	}
-	rows, err := q.QueryContext(ctx, db.q(`SELECT j.id FROM river_job j
-		WHERE j.kind = ? AND j.state IN (`+stateIn+`)
-		AND `+itemIDOfJob+` IN (SELECT i.id FROM items i WHERE i.batch_id = ?`+itemFilter+`)
-		ORDER BY j.id`), args...)
-	if err != nil {
-		return nil, fmt.Errorf("find jobs of batch %d: %w", batchID, err)
-	}
-	return collect(rows, scanInt64, "find jobs of batch")
-}
-
-// PendingItemsWithoutJob returns a batch's pending items that have no image
-// job that may still run: the items a resumed batch must queue again.
-func (db *DB) PendingItemsWithoutJob(ctx context.Context, q Querier, batchID int64) ([]QueuedItem, error) {
-	args := []any{batchID, string(ItemPending), imageJobKind}
-	for _, s := range LiveJobStates {
-		args = append(args, string(s))
-	}
-	// NOT IN over the live jobs' item ids lets both databases build the
-	// set once (a hash or a temporary index) instead of scanning river_job
-	// per item; the IS NOT NULL keeps a NULL from emptying NOT IN.
-	rows, err := q.QueryContext(ctx, db.q(`SELECT i.id, i.provider FROM items i
-		WHERE i.batch_id = ? AND i.status = ?
-		AND i.id NOT IN (SELECT `+itemIDOfJob+` FROM river_job j WHERE j.kind = ? AND j.state IN (`+placeholders(len(LiveJobStates))+`)
-			AND j.args->>'item_id' IS NOT NULL)
-		ORDER BY i.id`), args...)
-	if err != nil {
-		return nil, fmt.Errorf("find unqueued items of batch %d: %w", batchID, err)
-	}
-	return collect(rows, scanQueuedItem, "find unqueued items of batch")
-}
 
 // LineageImage is an image of a lineage with its place relative to the
 // image asked about.

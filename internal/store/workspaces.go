@@ -25,13 +25,19 @@ func scanWorkspace(row interface{ Scan(...any) error }) (Workspace, error) {
 	return w, err
 }
 
-// CreateWorkspace inserts w (ID and CreatedAt are set by the store) and
-// returns the stored row.
+// CreateWorkspace inserts w (ID and CreatedAt are set by the store) with
+// its credit account, limited and empty (see CreditAccount), and returns
+// the stored row.
 func (db *DB) CreateWorkspace(ctx context.Context, q Querier, w Workspace) (Workspace, error) {
+	now := db.timeArg(db.timestamp())
 	out, err := scanWorkspace(q.QueryRowContext(ctx, db.q(`INSERT INTO workspaces (owner_user_id, name, created_at)
-		VALUES (?, ?, ?) RETURNING `+workspaceColumns), w.OwnerUserID, w.Name, db.timeArg(db.timestamp())))
+		VALUES (?, ?, ?) RETURNING `+workspaceColumns), w.OwnerUserID, w.Name, now))
 	if err != nil {
 		return Workspace{}, fmt.Errorf("create workspace: %w", err)
+	}
+	if _, err := q.ExecContext(ctx, db.q(`INSERT INTO credit_accounts (workspace_id, updated_at) VALUES (?, ?)`),
+		out.ID, now); err != nil {
+		return Workspace{}, fmt.Errorf("create credit account: %w", err)
 	}
 	return out, nil
 }

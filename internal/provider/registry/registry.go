@@ -153,6 +153,17 @@ func (r *Registry) Configured() []string {
 // HasHosted reports whether any provider besides preview is configured.
 func (r *Registry) HasHosted() bool { return len(r.Configured()) > 0 }
 
+// DefaultModel is the model of a batch row that names none: the preview
+// engine when no other provider is configured (so a fresh install works
+// without keys, in the CLI and the server alike), and none otherwise, since
+// spending on a model nobody chose would surprise.
+func (r *Registry) DefaultModel() string {
+	if r.HasHosted() {
+		return ""
+	}
+	return "preview"
+}
+
 // Missing returns why each unconfigured provider is unavailable.
 func (r *Registry) Missing() map[string]string { return r.missing }
 
