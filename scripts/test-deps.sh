@@ -15,3 +15,16 @@ if command -v pg_isready >/dev/null 2>&1 && pg_isready -h 127.0.0.1 -p 5432 -q; 
 else
   echo "test-deps: PostgreSQL is not reachable on 127.0.0.1:5432; PostgreSQL tests will fail" >&2
 fi
+
+# curl and make: cmd/bulkgen's README test runs the README's commands
+# (make build, curl against bulkgen serve) as a user would.
+missing=()
+for tool in curl make; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "test-deps: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+echo "test-deps: curl and make are present"

@@ -92,8 +92,15 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	// Everything but the token goes to stderr, so stdout can be captured.
-	logger := cfg.Logger(stderr)
+	// Everything but the result goes to stderr, so stdout can be captured,
+	// and only warnings and errors unless debug logs are asked for: a
+	// command prints its result, not the database's (an admin command on an
+	// empty database migrates it without a word).
+	quiet := cfg
+	if quiet.LogLevel == "info" {
+		quiet.LogLevel = "warn"
+	}
+	logger := quiet.Logger(stderr)
 	db, err := store.Open(ctx, cfg.DatabaseDSN(), logger)
 	if err != nil {
 		return err

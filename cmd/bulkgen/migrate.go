@@ -41,8 +41,9 @@ func cmdMigrate(ctx context.Context, args []string, getenv env, stdout, stderr i
 }
 
 // appliedPrinter is a slog handler that prints the store's "migration
-// applied" records as plain lines on out (counting them) and passes every
-// record on to next.
+// applied" records (debug records, so whatever the log level) as plain
+// lines on out, counting them, and passes the other records on to next. The
+// store's "database migrated" summary is dropped: the lines say it all.
 type appliedPrinter struct {
 	next slog.Handler
 	out  io.Writer
@@ -50,10 +51,13 @@ type appliedPrinter struct {
 }
 
 func (h *appliedPrinter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || h.next.Enabled(ctx, l)
+	return l >= slog.LevelDebug || h.next.Enabled(ctx, l)
 }
 
 func (h *appliedPrinter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "database migrated" {
+		return nil
+	}
 	if r.Message == "migration applied" || r.Message == "river migration applied" {
 		var version, name string
 		r.Attrs(func(a slog.Attr) bool {
@@ -71,6 +75,7 @@ func (h *appliedPrinter) Handle(ctx context.Context, r slog.Record) error {
 		}
 		fmt.Fprintf(h.out, "applied %s migration %s %s\n", what, version, name)
 		*h.n++
+		return nil
 	}
 	if h.next.Enabled(ctx, r.Level) {
 		return h.next.Handle(ctx, r)

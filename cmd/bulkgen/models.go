@@ -20,7 +20,7 @@ func cmdModels(_ context.Context, args []string, getenv env, stdout, stderr io.W
 	fs := flag.NewFlagSet("models", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	all := fs.Bool("all", false, "also list models of unconfigured providers and retired models")
-	catFile := fs.String("catalog", getenv("BULKGEN_CATALOG"), "model catalogue override `file` (env BULKGEN_CATALOG)")
+	catFile := fs.String("catalog", getenv("BULKGEN_CATALOG"), "model catalogue `file` merged over the built-in one (env BULKGEN_CATALOG; docs/catalog.md)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: bulkgen models [--all] [--catalog FILE]\n\nLists the models available with the current configuration: provider, id, sizes, ratios,\nformats, max n, price per image, whether negative prompts and seeds are honoured.")
 		fs.PrintDefaults()

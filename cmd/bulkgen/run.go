@@ -216,7 +216,7 @@ func printSummary(w io.Writer, f config.Run, sum runner.Summary, args []string) 
 		sum.Images, sum.Succeeded, sum.Cached, sum.Failed, sum.Pending, sum.InvalidRows, runner.FormatCredits(sum.Cost))
 	fmt.Fprintf(w, "images and manifest.csv / manifest.jsonl are in %s\n", f.Out)
 	if sum.Interrupted || sum.Pending > 0 || sum.Failed > 0 {
-		fmt.Fprintf(w, "to resume (failed and unfinished images are retried), run the same command again:\n  bulkgen run %s\n", strings.Join(args, " "))
+		fmt.Fprintf(w, "to resume (failed and unfinished images are retried), run the same command again:\n  bulkgen run %s\n", shellQuote(args))
 	}
 }
 

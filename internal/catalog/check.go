@@ -187,6 +187,7 @@ func isBlank(s string) bool {
 func (c *Catalog) checkSize(m *Model, s Spec, r *Resolved, probs *[]Problem) {
 	w, h := s.Width, s.Height
 	sizeGiven := w != 0 || h != 0
+	shown := "" // the size as the user wrote it, for warnings; "" for w x h
 	if !sizeGiven && s.Size != "" && !strings.EqualFold(s.Size, "auto") {
 		var err error
 		w, h, err = ParseSize(s.Size)
@@ -194,11 +195,18 @@ func (c *Catalog) checkSize(m *Model, s Spec, r *Resolved, probs *[]Problem) {
 			*probs = append(*probs, Problem{"size", err.Error() + "; " + m.ID + " supports " + m.msgSizes})
 			return
 		}
-		sizeGiven = true
+		sizeGiven, shown = true, strings.TrimSpace(s.Size)
 	}
-	if sizeGiven && (w <= 0 || h <= 0 || w > maxEdge || h > maxEdge) {
+	if sizeGiven && (w <= 0 || h <= 0) {
 		*probs = append(*probs, Problem{"size", fmt.Sprintf("%dx%d is not a size; %s supports %s", w, h, m.ID, m.msgSizes)})
 		return
+	}
+	// Any positive size goes to the model's rule, which maps it to the
+	// nearest size the model makes with a warning; only the arithmetic
+	// needs a bound.
+	if w > maxParsed || h > maxParsed {
+		shown = fmt.Sprintf("%dx%d", w, h)
+		w, h = min(w, maxParsed), min(h, maxParsed)
 	}
 	var rw, rh int
 	ratioGiven := s.AspectRatio != "" && !strings.EqualFold(s.AspectRatio, "auto")
@@ -219,7 +227,7 @@ func (c *Catalog) checkSize(m *Model, s Spec, r *Resolved, probs *[]Problem) {
 				w, h, ratioString(w, h), s.AspectRatio, m.ID, m.msgSizes)})
 			return
 		}
-		c.resolveSize(m, w, h, r)
+		c.resolveSize(m, w, h, shown, r)
 	case ratioGiven:
 		c.resolveRatio(m, rw, rh, s.AspectRatio, r, probs)
 	default:
@@ -228,14 +236,16 @@ func (c *Catalog) checkSize(m *Model, s Spec, r *Resolved, probs *[]Problem) {
 	}
 }
 
-func (c *Catalog) resolveSize(m *Model, w, h int, r *Resolved) {
+// resolveSize maps w x h to the model's size. shown is the size as the user
+// wrote it, for the warning; "" means w x h.
+func (c *Catalog) resolveSize(m *Model, w, h int, shown string, r *Resolved) {
 	if m.Free != nil {
 		fw, fh := m.Free.Fit(w, h)
 		r.Width, r.Height = fw, fh
 		r.AspectRatio = m.ratioName(fw, fh)
 		if fw != w || fh != h {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("size %dx%d is not supported by %s; using %dx%d; supported: %s",
-				w, h, m.ID, fw, fh, m.msgSizes))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("size %s is not supported by %s; using %dx%d; supported: %s",
+				sizeText(shown, w, h), m.ID, fw, fh, m.msgSizes))
 		}
 		return
 	}
@@ -246,8 +256,16 @@ func (c *Catalog) resolveSize(m *Model, w, h int, r *Resolved) {
 	}
 	cand := m.nearest(w, h)
 	r.Width, r.Height, r.AspectRatio, r.Nominal = cand.size.W, cand.size.H, cand.ratio, cand.nominal
-	r.Warnings = append(r.Warnings, fmt.Sprintf("size %dx%d is not supported by %s; using %s (%s); supported: %s",
-		w, h, m.ID, cand.size, cand.ratio, m.msgSizes))
+	r.Warnings = append(r.Warnings, fmt.Sprintf("size %s is not supported by %s; using %s (%s); supported: %s",
+		sizeText(shown, w, h), m.ID, cand.size, cand.ratio, m.msgSizes))
+}
+
+// sizeText is shown, or w x h when shown is "".
+func sizeText(shown string, w, h int) string {
+	if shown != "" {
+		return shown
+	}
+	return Size{w, h}.String()
 }
 
 // nearest picks the candidate with the same orientation (if any has it),

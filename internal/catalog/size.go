@@ -18,9 +18,16 @@ func (s Size) String() string { return strconv.Itoa(s.W) + "x" + strconv.Itoa(s.
 // IsZero reports whether the size is unset.
 func (s Size) IsZero() bool { return s.W == 0 && s.H == 0 }
 
-// maxEdge bounds every parsed number so that w*h cannot overflow and a
-// typo like "10240000x1" fails early with a clear message.
+// maxEdge bounds the terms of a ratio and the edges a catalogue may give a
+// model. It is not a limit on the sizes users ask for: those are checked
+// against the model alone (see Catalog.checkSize), like any other size the
+// model does not support.
 const maxEdge = 1 << 16
+
+// maxParsed is where a parsed number stops growing: "99999999999999x1"
+// reads as maxParsed x 1, so that w*h cannot overflow while the model's
+// rule maps it to a size it accepts.
+const maxParsed = 1 << 24
 
 var (
 	errSizeSyntax  = errors.New(`want WxH such as "1024x1024"`)
@@ -28,7 +35,9 @@ var (
 )
 
 // ParseSize parses "WxH" (also "W*H" and "W×H", any case) into positive
-// width and height. It does not allocate on success.
+// width and height; an edge above maxParsed reads as maxParsed. Whether the
+// size is one a model makes is the model's to say (Catalog.Check). It does
+// not allocate on success.
 func ParseSize(s string) (w, h int, err error) {
 	w, rest, ok := parseUint(s)
 	if !ok {
@@ -46,8 +55,8 @@ func ParseSize(s string) (w, h int, err error) {
 	if !ok || rest != "" {
 		return 0, 0, fmt.Errorf("size %q: %w", s, errSizeSyntax)
 	}
-	if w == 0 || h == 0 || w > maxEdge || h > maxEdge {
-		return 0, 0, fmt.Errorf("size %q: edges must be 1..%d", s, maxEdge)
+	if w == 0 || h == 0 {
+		return 0, 0, fmt.Errorf("size %q: width and height must be above 0", s)
 	}
 	return w, h, nil
 }
@@ -69,18 +78,15 @@ func ParseRatio(s string) (w, h int, err error) {
 	return w, h, nil
 }
 
-// parseUint reads leading decimal digits, skipping surrounding spaces.
+// parseUint reads leading decimal digits, skipping surrounding spaces. The
+// number saturates at maxParsed.
 func parseUint(s string) (n int, rest string, ok bool) {
 	for len(s) > 0 && s[0] == ' ' {
 		s = s[1:]
 	}
 	i := 0
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-		if n > maxEdge { // keep consuming digits but stop growing
-			i++
-			continue
-		}
-		n = n*10 + int(s[i]-'0')
+		n = min(n*10+int(s[i]-'0'), maxParsed) // keep consuming digits but stop growing
 		i++
 	}
 	if i == 0 {

@@ -58,8 +58,8 @@ type Config struct {
 	BlobSweepInterval time.Duration
 	// NoMigrate skips applying migrations on start (serve and worker).
 	NoMigrate bool
-	// Catalog is a model catalogue file replacing the built-in one; ""
-	// means the built-in catalogue.
+	// Catalog is a model catalogue file merged over the built-in one
+	// (docs/catalog.md); "" means the built-in catalogue alone.
 	Catalog string
 	// URLKey signs the short-lived image links of the OpenAI-compatible
 	// endpoint; empty means a random key per process. Secret.
@@ -205,7 +205,7 @@ var options = []option{
 		set:   func(c *Config, v string) error { return parseBool(v, &c.NoMigrate) },
 		show:  func(c Config) string { return "" }},
 	{flag: "catalog", arg: "FILE", env: "BULKGEN_CATALOG", key: "catalog", only: []Command{Serve, Worker},
-		usage: "model catalogue file replacing the built-in one",
+		usage: "model catalogue JSON file merged over the built-in one: an entry with a built-in id changes the fields it sets, a new id adds a model (docs/catalog.md)",
 		set:   func(c *Config, v string) error { c.Catalog = v; return nil },
 		show:  func(c Config) string { return "" }},
 	{env: "BULKGEN_URL_KEY", key: "url_key", secret: true, only: []Command{Serve},

@@ -28,7 +28,11 @@ func dryRun(ctx context.Context, cfg Config) (Summary, error) {
 	}
 	w := cfg.Out
 	fmt.Fprintf(w, "Plan (dry run: nothing is generated or written)\n")
-	fmt.Fprintf(w, "  rows:    %d (%d invalid, listed above)\n", sum.Rows, sum.InvalidRows)
+	if sum.InvalidRows > 0 {
+		fmt.Fprintf(w, "  rows:    %d (%d invalid, listed above, would be skipped)\n", sum.Rows, sum.InvalidRows)
+	} else {
+		fmt.Fprintf(w, "  rows:    %d\n", sum.Rows)
+	}
 	fmt.Fprintf(w, "  images:  %d\n", sum.Images)
 	fmt.Fprintf(w, "  cost:    %s\n", FormatCredits(sum.Estimated))
 	if len(sum.PerModel) > 0 {

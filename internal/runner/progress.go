@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -11,8 +12,12 @@ import (
 type Reporter interface {
 	// Start is called once with the number of images in the batch.
 	Start(total int)
-	// Done is called once per image: ok, or failed with a message.
+	// Done is called once per image made or tried: ok, or failed with a
+	// message.
 	Done(file string, ok bool, errMsg string)
+	// Cached is called once per image an earlier run already made. It
+	// counts as done, but not towards the rate: nothing was generated.
+	Cached(file string)
 	// Finish is called once at the end.
 	Finish()
 }
@@ -21,12 +26,14 @@ type nopReporter struct{}
 
 func (nopReporter) Start(int)                 {}
 func (nopReporter) Done(string, bool, string) {}
+func (nopReporter) Cached(string)             {}
 func (nopReporter) Finish()                   {}
 
 // counter tracks done, failed, rate and ETA for the reporters.
 type counter struct {
 	total        int
 	done, failed int
+	cached       int // of done, the images an earlier run made
 	start        time.Time
 	lastDraw     time.Time
 	now          func() time.Time
@@ -41,13 +48,35 @@ func (c *counter) begin(total int) {
 	c.start = c.now()
 }
 
-// rate is images per second since the start.
+// rate is images generated (or tried) per second since the start; images
+// found already made do not count, or a rerun would report thousands of
+// images a second for finding files.
 func (c *counter) rate() float64 {
 	el := c.now().Sub(c.start).Seconds()
 	if el <= 0 {
 		return 0
 	}
-	return float64(c.done+c.failed) / el
+	return float64(c.done-c.cached+c.failed) / el
+}
+
+// status is the progress as a person says it: "5/8 done (3 already made),
+// 0 failed, 3 remaining, 2.5 images/s, about 1s left". The rate appears
+// once an image has been generated, the time left while some remain.
+func (c *counter) status() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d/%d done", c.done, c.total)
+	if c.cached > 0 {
+		fmt.Fprintf(&b, " (%d already made)", c.cached)
+	}
+	rem := c.total - c.done - c.failed
+	fmt.Fprintf(&b, ", %d failed, %d remaining", c.failed, rem)
+	if c.done-c.cached+c.failed > 0 {
+		fmt.Fprintf(&b, ", %.1f images/s", c.rate())
+		if rem > 0 {
+			fmt.Fprintf(&b, ", about %s left", c.eta())
+		}
+	}
+	return b.String()
 }
 
 func (c *counter) eta() time.Duration {
@@ -94,6 +123,15 @@ func (b *Bar) Done(file string, ok bool, errMsg string) {
 	}
 }
 
+// Cached implements Reporter.
+func (b *Bar) Cached(string) {
+	b.c.done++
+	b.c.cached++
+	if b.c.due() {
+		b.draw()
+	}
+}
+
 // Finish implements Reporter.
 func (b *Bar) Finish() { b.draw(); fmt.Fprintln(b.W) }
 
@@ -111,8 +149,7 @@ func (b *Bar) draw() {
 			bar[i] = '█'
 		}
 	}
-	fmt.Fprintf(b.W, "\r\033[K%s %d/%d done, %d failed, %d remaining  %.1f img/s  ETA %s",
-		string(bar), c.done, c.total, c.failed, c.total-c.done-c.failed, c.rate(), c.eta())
+	fmt.Fprintf(b.W, "\r\033[K%s %s", string(bar), c.status())
 }
 
 // Lines prints a plain progress line every few seconds and one line per
@@ -147,14 +184,19 @@ func (l *Lines) Done(file string, ok bool, errMsg string) {
 	}
 }
 
+// Cached implements Reporter.
+func (l *Lines) Cached(string) {
+	l.c.done++
+	l.c.cached++
+	if l.c.due() {
+		l.line()
+	}
+}
+
 // Finish implements Reporter.
 func (l *Lines) Finish() { l.line() }
 
-func (l *Lines) line() {
-	c := &l.c
-	fmt.Fprintf(l.W, "progress: %d/%d done, %d failed, %d remaining, %.1f img/s, ETA %s\n",
-		c.done, c.total, c.failed, c.total-c.done-c.failed, c.rate(), c.eta())
-}
+func (l *Lines) line() { fmt.Fprintf(l.W, "progress: %s\n", l.c.status()) }
 
 // JSON writes one JSON object a line: an "image" event per image and a
 // "progress" event at most every interval.
@@ -177,6 +219,7 @@ type Event struct {
 	Error     string  `json:"error,omitempty"`
 	Total     int     `json:"total"`
 	Done      int     `json:"done"`
+	Cached    int     `json:"cached"` // of done, made by an earlier run
 	Failed    int     `json:"failed"`
 	Remaining int     `json:"remaining"`
 	Rate      float64 `json:"rate"`
@@ -185,7 +228,7 @@ type Event struct {
 
 func (j *JSON) event(kind, file, status, msg string) {
 	c := &j.c
-	_ = j.enc.Encode(Event{Event: kind, File: file, Status: status, Error: msg, Total: c.total, Done: c.done, Failed: c.failed,
+	_ = j.enc.Encode(Event{Event: kind, File: file, Status: status, Error: msg, Total: c.total, Done: c.done, Cached: c.cached, Failed: c.failed,
 		Remaining: c.total - c.done - c.failed, Rate: c.rate(), ETASecs: c.eta().Seconds()})
 }
 
@@ -202,6 +245,16 @@ func (j *JSON) Done(file string, ok bool, errMsg string) {
 		status = "failed"
 	}
 	j.event("image", file, status, errMsg)
+	if j.c.due() {
+		j.event("progress", "", "", "")
+	}
+}
+
+// Cached implements Reporter: an "image" event with status "cached".
+func (j *JSON) Cached(file string) {
+	j.c.done++
+	j.c.cached++
+	j.event("image", file, "cached", "")
 	if j.c.due() {
 		j.event("progress", "", "", "")
 	}

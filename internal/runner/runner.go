@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,8 @@ import (
 	"bulkgen/internal/runstate"
 )
 
-// Input is one input file. Open is called once, during planning.
+// Input is one input file. Open is called once, during planning; its error
+// is reported as it is, so it should name the file, as os.Open's does.
 type Input struct {
 	Name string
 	Open func() (io.ReadCloser, error)
@@ -161,25 +163,37 @@ func forEachRequest(ctx context.Context, cfg Config, fn func(generate.Request) e
 			return err
 		}
 		rd, err := input.Open(in.Name, rc, cfg.InputOptions)
-		if err == nil {
-			err = cfg.Planner.PlanRows(ctx, rd, onProblem, func(req generate.Request) error {
-				if req.Index == 1 {
-					for _, w := range req.Warnings {
-						fmt.Fprintf(cfg.Problems, "%s:%d: warning: %s\n", req.SourceFile, req.SourceLine, w)
-					}
-				}
-				return fn(req)
-			})
+		if err != nil {
+			rc.Close()
+			return err // input's errors start with the file name
 		}
+		err = cfg.Planner.PlanRows(ctx, rd, onProblem, func(req generate.Request) error {
+			if req.Index == 1 {
+				for _, w := range req.Warnings {
+					fmt.Fprintf(cfg.Problems, "%s:%d: warning: %s\n", req.SourceFile, req.SourceLine, w)
+				}
+			}
+			return fn(req)
+		})
 		rc.Close()
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return nil // interrupted: what was planned so far runs
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", in.Name, err)
+			return nameFile(in.Name, err)
 		}
 	}
 	return nil
+}
+
+// nameFile puts the file name in front of err, unless it is there already:
+// the input reader's errors (a read error, a runaway quoted field) start
+// with it, the planner's own ("the file has no prompt column") do not.
+func nameFile(name string, err error) error {
+	if strings.HasPrefix(err.Error(), name+":") {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // entry is what the resume state keeps of one image: its request and,
@@ -387,7 +401,7 @@ func account(soft context.Context, r result, sum *Summary, progress Reporter) (r
 	case r.cached:
 		sum.Cached++
 		sum.Succeeded++
-		progress.Done(r.file, true, "")
+		progress.Cached(r.file)
 		return runstate.Outcome{}, false
 	case r.err != nil && (errors.Is(r.err, context.Canceled) || soft.Err() != nil && provider.ClassOf(r.err) == provider.Retryable):
 		// Interrupted before it could finish: stays pending for the next run.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"bulkgen/internal/blob"
 	"bulkgen/internal/export"
@@ -110,7 +111,7 @@ func (s *Server) writeExport(ctx context.Context, w io.Writer, q store.Querier, 
 
 	// Pass 1: the images, stored.
 	names := export.NewNamer(manifestCSV, manifestJSONL)
-	err := s.exportEntries(ctx, q, b, filter, func(it *store.Item, im *store.Image) error {
+	err := s.exportEntries(ctx, q, b, filter, false, func(it *store.Item, im *store.Image, _ *time.Time) error {
 		if im == nil {
 			return nil
 		}
@@ -165,8 +166,8 @@ func (s *Server) writeExport(ctx context.Context, w io.Writer, q store.Querier, 
 func (s *Server) exportRecords(ctx context.Context, q store.Querier, b store.Batch, filter string, write func(*manifest.Record) error) error {
 	names := export.NewNamer(manifestCSV, manifestJSONL)
 	var rec manifest.Record
-	return s.exportEntries(ctx, q, b, filter, func(it *store.Item, im *store.Image) error {
-		fillRecord(&rec, b, it, im)
+	return s.exportEntries(ctx, q, b, filter, true, func(it *store.Item, im *store.Image, started *time.Time) error {
+		fillRecord(&rec, b, it, im, started)
 		if im != nil {
 			rec.ImageFile = names.Name(it.Name, generate.Extension(im.Format))
 		}
@@ -175,8 +176,9 @@ func (s *Server) exportRecords(ctx context.Context, q store.Querier, b store.Bat
 }
 
 // fillRecord overwrites rec with the manifest record of item it and its
-// exported image im (nil when there is none).
-func fillRecord(rec *manifest.Record, b store.Batch, it *store.Item, im *store.Image) {
+// exported image im (nil when there is none); started is when the provider
+// call behind the image (or the item's last try) began, nil if none did.
+func fillRecord(rec *manifest.Record, b store.Batch, it *store.Item, im *store.Image, started *time.Time) {
 	*rec = manifest.Record{
 		SourceFile:     b.SourceFile,
 		SourceLine:     int(it.SourceLine),
@@ -196,6 +198,7 @@ func fillRecord(rec *manifest.Record, b store.Batch, it *store.Item, im *store.I
 		Format:         it.Format,
 		Seed:           it.Seed,
 		Attempts:       int(it.Attempts),
+		StartedAt:      started,
 	}
 	if len(it.Vars) > 0 && string(it.Vars) != "{}" {
 		_ = json.Unmarshal(it.Vars, &rec.Vars) // a malformed value only loses the vars column
@@ -230,9 +233,11 @@ func manifestStatus(st store.ItemStatus) string {
 
 // exportEntries calls fn for every item of b that filter selects, in id
 // order, with the item's exported image (nil when it has none), reading
-// exportPage items and their images at a time.
-func (s *Server) exportEntries(ctx context.Context, q store.Querier, b store.Batch, filter string,
-	fn func(it *store.Item, im *store.Image) error) error {
+// exportPage items and their images at a time. With starts, fn also gets
+// when the last attempt behind the image began (for an item without an
+// image, its newest generation's last attempt); otherwise nil.
+func (s *Server) exportEntries(ctx context.Context, q store.Querier, b store.Batch, filter string, starts bool,
+	fn func(it *store.Item, im *store.Image, started *time.Time) error) error {
 	f := store.ItemFilter{BatchID: b.ID}
 	if filter == exportSucceeded {
 		f.Status = store.ItemSucceeded
@@ -255,6 +260,12 @@ func (s *Server) exportEntries(ctx context.Context, q store.Querier, b store.Bat
 		if err != nil {
 			return err
 		}
+		var started map[int64][]store.AttemptStart
+		if starts {
+			if started, err = s.db.LastAttemptStarts(ctx, q, b.WorkspaceID, b.ID, after, last); err != nil {
+				return err
+			}
+		}
 		for i := range items {
 			var im *store.Image
 			if found, ok := images[items[i].ID]; ok {
@@ -262,7 +273,7 @@ func (s *Server) exportEntries(ctx context.Context, q store.Querier, b store.Bat
 			} else if filter == exportApproved {
 				continue
 			}
-			if err := fn(&items[i], im); err != nil {
+			if err := fn(&items[i], im, startOf(started[items[i].ID], im)); err != nil {
 				return err
 			}
 		}
@@ -271,4 +282,24 @@ func (s *Server) exportEntries(ctx context.Context, q store.Querier, b store.Bat
 		}
 		after = last
 	}
+}
+
+// startOf picks from an item's attempt starts (lowest generation first) the
+// one of image im's generation, or the newest generation's when im is nil.
+func startOf(starts []store.AttemptStart, im *store.Image) *time.Time {
+	if len(starts) == 0 {
+		return nil
+	}
+	if im == nil {
+		t := starts[len(starts)-1].StartedAt
+		return &t
+	}
+	gen := max(im.Generation, 1)
+	for _, st := range starts {
+		if st.Generation == gen {
+			t := st.StartedAt
+			return &t
+		}
+	}
+	return nil
 }

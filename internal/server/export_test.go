@@ -71,6 +71,21 @@ func TestExportZip(t *testing.T) {
 	if err := b.DB.SetImageReview(t.Context(), b.DB.Writer(), b.A.WorkspaceID, cat.ID, store.ReviewApproved); err != nil {
 		t.Fatal(err)
 	}
+	// The attempts behind them: cat made on its second try, bird failed.
+	// started_at in the manifests is when the call behind the record
+	// began, as in the CLI's.
+	t0 := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for _, a := range []store.Attempt{
+		{ItemID: items[0].ID, JobAttempt: 1, Status: store.AttemptFailed, StartedAt: t0},
+		{ItemID: items[0].ID, JobAttempt: 2, Status: store.AttemptSucceeded, StartedAt: t0.Add(time.Minute)},
+		{ItemID: items[2].ID, JobAttempt: 1, Status: store.AttemptFailed, StartedAt: t0.Add(2 * time.Minute)},
+	} {
+		a.WorkspaceID, a.FinishedAt = b.A.WorkspaceID, a.StartedAt.Add(time.Second)
+		if _, err := b.DB.RecordAttempt(t.Context(), b.DB.Writer(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantStarted := map[string]string{"cat": "2026-03-01T09:01:00Z", "dog": "", "bird": "2026-03-01T09:02:00Z", "fish": ""}
 	catPNG, err := b.Blobs.Open(t.Context(), cat.BlobKey)
 	if err != nil {
 		t.Fatal(err)
@@ -129,10 +144,14 @@ func TestExportZip(t *testing.T) {
 				t.Errorf("manifest.csv header %q", rows[0])
 			}
 			var csvStatus, csvFiles []string
+			startedCol := slices.Index(manifest.Columns, "started_at")
 			for _, row := range rows[1:] {
 				csvStatus = append(csvStatus, row[4])
 				if row[3] != "" {
 					csvFiles = append(csvFiles, row[3])
+				}
+				if got, want := row[startedCol], wantStarted[row[7]]; got != want {
+					t.Errorf("manifest.csv: %s's started_at = %q, want %q", row[7], got, want)
 				}
 			}
 			if !slices.Equal(csvStatus, tt.wantStatus) {
@@ -156,7 +175,7 @@ func TestExportZip(t *testing.T) {
 			first := recs[0]
 			if first.ImageFile != "cat.png" || first.SHA256 != cat.SHA256 || first.Bytes != int64(len(wantCat)) ||
 				first.Prompt != "cat" || first.Model != "preview" || first.SourceFile != "prompts.txt" || first.SourceLine != 1 ||
-				first.Vars["k"] != "vcat" || first.FinishedAt == nil {
+				first.Vars["k"] != "vcat" || first.FinishedAt == nil || first.StartedAt == nil || !first.StartedAt.Equal(t0.Add(time.Minute)) {
 				t.Errorf("cat's record = %+v", first)
 			}
 		})

@@ -462,13 +462,28 @@ func shorten(s string, n int) string {
 }
 
 // handleOpenAIModels handles GET /v1/models: the catalogue in OpenAI's list
-// shape. Retired models are left out; owned_by names the provider.
+// shape, owned_by naming the provider. It lists the models that can run
+// here (their provider is configured); ?all=true lists the others too,
+// with "available": false and the reason, so that a client picking from
+// the list never picks one that fails. Retired models are left out.
 func (s *Server) handleOpenAIModels(w http.ResponseWriter, r *http.Request) error {
 	type model struct {
 		ID      string `json:"id"`
 		Object  string `json:"object"`
 		Created int64  `json:"created"`
 		OwnedBy string `json:"owned_by"`
+		// Available is false for a model whose provider is not configured
+		// here (listed only with ?all=true); Unavailable says why.
+		Available   bool   `json:"available"`
+		Unavailable string `json:"unavailable_reason,omitempty"`
+	}
+	all := false
+	if v := r.URL.Query().Get("all"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return invalidRequest("all", "invalid_value", "all must be true or false, not %q", v)
+		}
+		all = b
 	}
 	now := s.now()
 	out := []model{}
@@ -478,7 +493,16 @@ func (s *Server) handleOpenAIModels(w http.ResponseWriter, r *http.Request) erro
 		}
 		// The catalogue carries no release dates; 0 is "unknown" and keeps
 		// the list stable from one call to the next.
-		out = append(out, model{ID: m.ID, Object: "model", OwnedBy: m.Provider})
+		e := model{ID: m.ID, Object: "model", OwnedBy: m.Provider, Available: true}
+		if s.ext.Available != nil {
+			if err := s.ext.Available(m.Provider); err != nil {
+				if !all {
+					continue
+				}
+				e.Available, e.Unavailable = false, err.Error()
+			}
+		}
+		out = append(out, e)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": out})
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/png"
 	"io"
 	"net/http"
@@ -206,6 +207,83 @@ func TestOpenAIModels(t *testing.T) {
 	}
 	if page.Object != "list" {
 		t.Errorf("object %q, want list", page.Object)
+	}
+}
+
+// TestOpenAIModelsAvailable: GET /v1/models lists what can run here;
+// ?all=true adds the models of providers without a key, marked unavailable
+// with the reason.
+func TestOpenAIModelsAvailable(t *testing.T) {
+	t.Parallel()
+	b := newTestBundle(t, func(d *Deps) {
+		d.Ext.Available = func(p string) error {
+			if p == "preview" || p == "fal" {
+				return nil
+			}
+			return fmt.Errorf("provider %s is not configured (set its key)", p)
+		}
+	})
+	type entry struct {
+		ID          string `json:"id"`
+		OwnedBy     string `json:"owned_by"`
+		Available   *bool  `json:"available"`
+		Unavailable string `json:"unavailable_reason"`
+	}
+	list := func(t *testing.T, query string) map[string]entry {
+		t.Helper()
+		r := b.do(t, "GET", "/v1/models"+query, b.A.Token, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET /v1/models%s: %d %s", query, r.Status, r.Body)
+		}
+		var page struct{ Data []entry }
+		if err := json.Unmarshal(r.Body, &page); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]entry{}
+		for _, e := range page.Data {
+			if e.Available == nil {
+				t.Errorf("%s has no available field", e.ID)
+			}
+			out[e.ID] = e
+		}
+		return out
+	}
+	tests := []struct {
+		query       string
+		unavailable bool // whether models of unconfigured providers are listed
+	}{
+		{"", false},
+		{"?all=false", false},
+		{"?all=true", true},
+		{"?all=1", true},
+	}
+	for _, tt := range tests {
+		t.Run("query="+tt.query, func(t *testing.T) {
+			t.Parallel()
+			got := list(t, tt.query)
+			if e, ok := got["preview"]; !ok || !*e.Available || e.Unavailable != "" {
+				t.Errorf("preview: %+v (listed %v), want available", e, ok)
+			}
+			if e, ok := got["fal/flux-schnell"]; !ok || !*e.Available {
+				t.Errorf("fal/flux-schnell: %+v (listed %v), want available", e, ok)
+			}
+			e, ok := got["openai/gpt-image-2"]
+			switch {
+			case ok != tt.unavailable:
+				t.Errorf("openai/gpt-image-2 listed = %v, want %v", ok, tt.unavailable)
+			case ok && (*e.Available || !strings.Contains(e.Unavailable, "provider openai is not configured")):
+				t.Errorf("openai/gpt-image-2 = %+v, want unavailable with the reason", e)
+			}
+			for id, e := range got {
+				if !tt.unavailable && !*e.Available {
+					t.Errorf("%s is listed though unavailable", id)
+				}
+			}
+		})
+	}
+	r := b.do(t, "GET", "/v1/models?all=maybe", b.A.Token, nil)
+	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), `"param":"all"`) {
+		t.Errorf("?all=maybe: %d %s, want 400 naming the parameter", r.Status, r.Body)
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // This file holds the image read behind a batch export
@@ -37,6 +38,44 @@ func (db *DB) NewestItemImages(ctx context.Context, q Querier, workspaceID, batc
 	out := make(map[int64]Image, len(images))
 	for _, im := range images {
 		out[im.ItemID] = im
+	}
+	return out, nil
+}
+
+// AttemptStart is when the last provider call for one generation of an
+// item began.
+type AttemptStart struct {
+	Generation int64
+	StartedAt  time.Time
+}
+
+// LastAttemptStarts returns, for each item of the workspace's batch whose id
+// is in (afterItemID, lastItemID], when the last attempt (the highest job
+// attempt) of each of its generations started, lowest generation first.
+// The export's manifests take started_at from it, as the CLI's do from the
+// call that made the image. Items without attempts are absent.
+func (db *DB) LastAttemptStarts(ctx context.Context, q Querier, workspaceID, batchID, afterItemID, lastItemID int64) (map[int64][]AttemptStart, error) {
+	rows, err := q.QueryContext(ctx, db.q(`SELECT a.item_id, a.generation, a.started_at
+		FROM attempts a JOIN items i ON i.id = a.item_id
+		WHERE i.batch_id = ? AND a.workspace_id = ? AND a.item_id > ? AND a.item_id <= ?
+		  AND a.job_attempt = (SELECT MAX(l.job_attempt) FROM attempts l
+		                       WHERE l.item_id = a.item_id AND l.generation = a.generation)
+		ORDER BY a.item_id, a.generation`), batchID, workspaceID, afterItemID, lastItemID)
+	if err != nil {
+		return nil, fmt.Errorf("attempt starts of batch %d: %w", batchID, err)
+	}
+	defer rows.Close()
+	out := map[int64][]AttemptStart{}
+	for rows.Next() {
+		var itemID int64
+		var s AttemptStart
+		if err := rows.Scan(&itemID, &s.Generation, timeCol{&s.StartedAt}); err != nil {
+			return nil, fmt.Errorf("attempt starts of batch %d: %w", batchID, err)
+		}
+		out[itemID] = append(out[itemID], s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("attempt starts of batch %d: %w", batchID, err)
 	}
 	return out, nil
 }
