@@ -1,0 +1,483 @@
+// Package s3blob is the blob.Store on an S3-compatible bucket (AWS S3,
+// versitygw, MinIO, Ceph, …), for several machines sharing one store.
+//
+// Put sends an object of up to one part (Config.PartSize, 8 MiB by
+// default) with a single PutObject and anything larger as a multipart
+// upload, one part in memory at a time; S3 makes either visible whole or
+// not at all, and a failed multipart upload is aborted. Open costs one
+// HeadObject; reads then stream one ranged GetObject for as long as they
+// go forward, so http.ServeContent gets random access without a request
+// per Read. List pages through ListObjectsV2, PresignGet signs GET URLs,
+// and CleanTemps aborts multipart uploads that a dead process left behind.
+//
+// The package talks to S3 with only the SDK's s3 client and static
+// credentials; the AWS shared config files, profiles and instance roles
+// are not read (see ParseURL for what is).
+package s3blob
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"bulkgen/internal/blob"
+)
+
+// MaxPresignTTL is the longest a presigned URL can stay valid (SigV4).
+const MaxPresignTTL = 7 * 24 * time.Hour
+
+// maxParts is S3's limit on the parts of one multipart upload.
+const maxParts = 10000
+
+// Store is a blob.Store on one bucket, under an optional prefix.
+type Store struct {
+	client    *s3.Client
+	presign   *s3.PresignClient
+	bucket    string
+	prefix    string // "" or Config.Prefix + "/"
+	partSize  int64
+	pageSize  int32
+	transport *http.Transport // ours to close; nil when Config.HTTPClient was given
+}
+
+// New checks cfg, connects to the bucket and makes sure it is there and
+// the credentials may use it (HeadBucket), so that a wrong setting shows
+// at start-up rather than at the first image. Call Close when done.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("s3 blob store: %w", err)
+	}
+	s := &Store{bucket: cfg.Bucket, partSize: cfg.PartSize, pageSize: cfg.ListPageSize}
+	if cfg.Prefix != "" {
+		s.prefix = cfg.Prefix + "/"
+	}
+	if s.partSize == 0 {
+		s.partSize = DefaultPartSize
+	}
+	if s.pageSize == 0 {
+		s.pageSize = 1000
+	}
+	var httpClient s3.HTTPClient = cfg.HTTPClient
+	if cfg.HTTPClient == nil {
+		// Go's default keeps two idle connections per host, and the SDK's
+		// ten; a server runs dozens of image jobs at once against one
+		// endpoint, and each would otherwise dial anew.
+		s.transport = http.DefaultTransport.(*http.Transport).Clone()
+		s.transport.MaxIdleConns = 256
+		s.transport.MaxIdleConnsPerHost = 256
+		httpClient = &http.Client{Transport: s.transport}
+	}
+	creds := aws.Credentials{
+		AccessKeyID:     cfg.AccessKeyID,
+		SecretAccessKey: cfg.SecretAccessKey,
+		SessionToken:    cfg.SessionToken,
+		Source:          "s3blob.Config",
+	}
+	opts := s3.Options{
+		Region:       cfg.Region,
+		Credentials:  aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) { return creds, nil }),
+		UsePathStyle: cfg.PathStyle,
+		HTTPClient:   httpClient,
+		// The SDK's default adds CRC32 checksums to every upload, which
+		// not every S3-compatible server accepts. Integrity does not
+		// depend on them: over HTTP the SigV4 signature covers the body's
+		// SHA-256, over HTTPS TLS does, and keys are content hashes that
+		// callers check.
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+	}
+	if cfg.Endpoint != "" {
+		opts.BaseEndpoint = aws.String(strings.TrimSuffix(cfg.Endpoint, "/"))
+	}
+	s.client = s3.New(opts)
+	s.presign = s3.NewPresignClient(s.client)
+
+	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("s3 blob store: %w", bucketError(cfg, err))
+	}
+	return s, nil
+}
+
+// bucketError says in words why HeadBucket failed.
+func bucketError(cfg Config, err error) error {
+	where := "AWS S3"
+	if cfg.Endpoint != "" {
+		where = cfg.Endpoint
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusNotFound:
+			return fmt.Errorf("bucket %q does not exist at %s", cfg.Bucket, where)
+		case http.StatusForbidden:
+			return fmt.Errorf("access to bucket %q at %s denied: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the key's permissions (%w)", cfg.Bucket, where, err)
+		case http.StatusMovedPermanently, http.StatusBadRequest:
+			if r := re.Response.Header.Get("X-Amz-Bucket-Region"); r != "" && r != cfg.Region {
+				return fmt.Errorf("bucket %q is in region %s, not %s: set region=%s", cfg.Bucket, r, cfg.Region, r)
+			}
+		}
+		return fmt.Errorf("bucket %q at %s: %w", cfg.Bucket, where, err)
+	}
+	if ne := net.Error(nil); errors.As(err, &ne) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("cannot reach %s for bucket %q: %w", where, cfg.Bucket, err)
+	}
+	return fmt.Errorf("bucket %q at %s: %w", cfg.Bucket, where, err)
+}
+
+// Close releases the store's idle connections. It does nothing to an
+// HTTPClient given in Config.
+func (s *Store) Close() error {
+	if s.transport != nil {
+		s.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// objectKey returns the S3 key of a store key, after checking it.
+func (s *Store) objectKey(key string) (string, error) {
+	if err := blob.ValidateKey(key); err != nil {
+		return "", err
+	}
+	return s.prefix + key, nil
+}
+
+// Put implements blob.Store. It reads the first part into memory; a body
+// that ends within it goes up in one PutObject, a longer one as a
+// multipart upload (putMultipart).
+func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
+	okey, err := s.objectKey(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	r = ctxReader{ctx, r}
+	var first bytes.Buffer
+	if _, err := first.ReadFrom(io.LimitReader(r, s.partSize)); err != nil {
+		return fmt.Errorf("put %s: read: %w", key, err)
+	}
+	if int64(first.Len()) == s.partSize {
+		if err := s.putMultipart(ctx, okey, first.Bytes(), r); err != nil {
+			return fmt.Errorf("put %s: %w", key, err)
+		}
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &okey,
+		Body:          bytes.NewReader(first.Bytes()),
+		ContentLength: aws.Int64(int64(first.Len())),
+		ContentType:   contentType(key),
+	})
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}
+
+// contentType is the media type S3 serves the object with (presigned
+// URLs hand it straight to browsers), from the key's extension.
+func contentType(key string) *string {
+	if t := mime.TypeByExtension(path.Ext(key)); t != "" {
+		return &t
+	}
+	return nil
+}
+
+// putMultipart uploads first, a full part, and then the rest of r in parts
+// of the same size, reusing first's memory for each. Any failure, a done
+// ctx included, aborts the upload, so the server keeps no parts.
+func (s *Store) putMultipart(ctx context.Context, okey string, first []byte, r io.Reader) (err error) {
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket:      &s.bucket,
+		Key:         &okey,
+		ContentType: contentType(okey),
+	})
+	if err != nil {
+		return fmt.Errorf("start multipart upload: %w", err)
+	}
+	uploadID := created.UploadId
+	defer func() {
+		if err == nil {
+			return
+		}
+		// The abort must happen even when ctx is what stopped the upload.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, aerr := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: &s.bucket, Key: &okey, UploadId: uploadID,
+		}); aerr != nil {
+			err = errors.Join(err, fmt.Errorf("abort multipart upload (CleanTemps will retry): %w", aerr))
+		}
+	}()
+
+	var parts []types.CompletedPart
+	buf := first[:s.partSize]
+	for n := len(buf); n > 0; {
+		if len(parts) == maxParts {
+			return fmt.Errorf("larger than %d parts of %d bytes", maxParts, s.partSize)
+		}
+		num := int32(len(parts) + 1)
+		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+			Bucket:        &s.bucket,
+			Key:           &okey,
+			UploadId:      uploadID,
+			PartNumber:    &num,
+			Body:          bytes.NewReader(buf[:n]),
+			ContentLength: aws.Int64(int64(n)),
+		})
+		if err != nil {
+			return fmt.Errorf("upload part %d: %w", num, err)
+		}
+		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: &num})
+		if int64(n) < s.partSize {
+			break // a short part is the last
+		}
+		n, err = io.ReadFull(r, buf)
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			return fmt.Errorf("read: %w", err)
+		}
+		// On io.EOF n is 0 and the loop ends; on io.ErrUnexpectedEOF
+		// the short last part goes up next.
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          &s.bucket,
+		Key:             &okey,
+		UploadId:        uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
+	})
+	if err != nil {
+		return fmt.Errorf("complete multipart upload: %w", err)
+	}
+	return nil
+}
+
+// Open implements blob.Store. It asks for the object's size, time and
+// ETag (HeadObject) and fetches no bytes until the first Read.
+func (s *Store) Open(ctx context.Context, key string) (blob.Object, error) {
+	okey, err := s.objectKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &okey})
+	if isNotFound(err) {
+		return nil, fmt.Errorf("open %s: %w", key, blob.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	return &object{
+		ctx:     ctx,
+		s:       s,
+		key:     key,
+		okey:    okey,
+		size:    aws.ToInt64(head.ContentLength),
+		modTime: aws.ToTime(head.LastModified),
+		etag:    aws.ToString(head.ETag),
+	}, nil
+}
+
+// isNotFound reports whether err is S3's answer for a missing key.
+func isNotFound(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchKey", "NotFound":
+			return true
+		case "NoSuchBucket":
+			return false
+		}
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
+}
+
+// Delete implements blob.Store. S3 answers a missing key with success too.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	okey, err := s.objectKey(key)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	_, err = s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: &okey})
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// List implements blob.Lister with ListObjectsV2 under the store's prefix,
+// one page (Config.ListPageSize keys) in memory at a time. Keys that
+// blob.ValidateKey refuses (folder markers "a/", objects put by other
+// tools) are skipped.
+func (s *Store) List(ctx context.Context, fn func(key string, modTime time.Time) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("list blobs: %w", err)
+	}
+	in := &s3.ListObjectsV2Input{Bucket: &s.bucket, MaxKeys: &s.pageSize}
+	if s.prefix != "" {
+		in.Prefix = &s.prefix
+	}
+	pages := s3.NewListObjectsV2Paginator(s.client, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list blobs: %w", err)
+		}
+		for _, obj := range page.Contents {
+			key, ok := strings.CutPrefix(aws.ToString(obj.Key), s.prefix)
+			if !ok || blob.ValidateKey(key) != nil {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("list blobs: %w", err)
+			}
+			if err := fn(key, aws.ToTime(obj.LastModified)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// PresignGet implements blob.Presigner: a GET URL signed with the store's
+// credentials, valid for ttl (at most MaxPresignTTL; SigV4 counts whole
+// seconds, so ttl is rounded up to one). Signing is local: the object is
+// not checked.
+func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	okey, err := s.objectKey(key)
+	if err != nil {
+		return "", err
+	}
+	if ttl <= 0 || ttl > MaxPresignTTL {
+		return "", fmt.Errorf("presign %s: ttl %v, want more than 0 and at most %v", key, ttl, MaxPresignTTL)
+	}
+	ttl = max(ttl.Round(time.Second), time.Second)
+	req, err := s.presign.PresignGetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &okey},
+		s3.WithPresignExpires(ttl))
+	if err != nil {
+		return "", fmt.Errorf("presign %s: %w", key, err)
+	}
+	return req.URL, nil
+}
+
+// CleanTemps implements blob.TempCleaner. S3 keeps the parts of a
+// multipart upload that was neither completed nor aborted (a process
+// killed mid-Put) until someone aborts it, and bills for them; AWS can do
+// that with a lifecycle rule, self-hosted servers (versitygw keeps them
+// in a hidden folder) cannot. CleanTemps aborts the uploads under the
+// store's prefix that were started and last added to more than olderThan
+// ago, so a long upload still in progress is left alone.
+func (s *Store) CleanTemps(ctx context.Context, olderThan time.Duration) (int, error) {
+	cutoff := time.Now().Add(-olderThan)
+	aborted := 0
+	in := &s3.ListMultipartUploadsInput{Bucket: &s.bucket}
+	if s.prefix != "" {
+		in.Prefix = &s.prefix
+	}
+	pages := s3.NewListMultipartUploadsPaginator(s.client, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return aborted, fmt.Errorf("clean multipart uploads: %w", err)
+		}
+		for _, u := range page.Uploads {
+			key, ok := strings.CutPrefix(aws.ToString(u.Key), s.prefix)
+			if !ok || blob.ValidateKey(key) != nil || !aws.ToTime(u.Initiated).Before(cutoff) {
+				continue
+			}
+			stale, err := s.uploadIdleSince(ctx, u, cutoff)
+			if err != nil {
+				return aborted, fmt.Errorf("clean multipart uploads: %w", err)
+			}
+			if !stale {
+				continue
+			}
+			_, err = s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+				Bucket: &s.bucket, Key: u.Key, UploadId: u.UploadId,
+			})
+			var ae smithy.APIError
+			if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
+				continue // completed or aborted meanwhile
+			}
+			if err != nil {
+				return aborted, fmt.Errorf("clean multipart uploads: abort %s: %w", key, err)
+			}
+			aborted++
+		}
+	}
+	return aborted, nil
+}
+
+// uploadIdleSince reports whether no part of u was uploaded after cutoff.
+func (s *Store) uploadIdleSince(ctx context.Context, u types.MultipartUpload, cutoff time.Time) (bool, error) {
+	parts := s3.NewListPartsPaginator(s.client, &s3.ListPartsInput{Bucket: &s.bucket, Key: u.Key, UploadId: u.UploadId})
+	for parts.HasMorePages() {
+		page, err := parts.NextPage(ctx)
+		var ae smithy.APIError
+		if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload" {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, p := range page.Parts {
+			if !aws.ToTime(p.LastModified).Before(cutoff) {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// ctxReader stops a copy once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Interface guards.
+var (
+	_ blob.Store       = (*Store)(nil)
+	_ blob.Lister      = (*Store)(nil)
+	_ blob.Presigner   = (*Store)(nil)
+	_ blob.TempCleaner = (*Store)(nil)
+	_ blob.Object      = (*object)(nil)
+)
