@@ -54,9 +54,9 @@ type Store struct {
 	transport *http.Transport // ours to close; nil when Config.HTTPClient was given
 }
 
-// New checks cfg, connects to the bucket and makes sure it is there and
-// the credentials may use it (HeadBucket), so that a wrong setting shows
-// at start-up rather than at the first image. Call Close when done.
+// New checks cfg and makes sure the bucket is there and the credentials
+// may use it, so that a wrong setting shows at start-up rather than at the
+// first image. Call Close when done.
 func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("s3 blob store: %w", err)
@@ -106,35 +106,52 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	s.client = s3.New(opts)
 	s.presign = s3.NewPresignClient(s.client)
 
-	if _, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket}); err != nil {
-		s.Close()
+	// A ListObjectsV2 of one key, not a HeadBucket: both need the same
+	// permission (s3:ListBucket, which List needs too), but the answer to
+	// a HEAD has no body, so it cannot say why it failed; versitygw, for
+	// one, answers an unknown access key with the 404 of a missing bucket.
+	in := &s3.ListObjectsV2Input{Bucket: &s.bucket, MaxKeys: aws.Int32(1)}
+	if s.prefix != "" {
+		in.Prefix = &s.prefix
+	}
+	if _, err := s.client.ListObjectsV2(ctx, in); err != nil {
+		_ = s.Close()
 		return nil, fmt.Errorf("s3 blob store: %w", bucketError(cfg, err))
 	}
 	return s, nil
 }
 
-// bucketError says in words why HeadBucket failed.
+// bucketError says in words why the first request to the bucket failed.
 func bucketError(cfg Config, err error) error {
 	where := "AWS S3"
 	if cfg.Endpoint != "" {
 		where = cfg.Endpoint
 	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		switch re.HTTPStatusCode() {
-		case http.StatusNotFound:
-			return fmt.Errorf("bucket %q does not exist at %s", cfg.Bucket, where)
-		case http.StatusForbidden:
-			return fmt.Errorf("access to bucket %q at %s denied: check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and the key's permissions (%w)", cfg.Bucket, where, err)
-		case http.StatusMovedPermanently, http.StatusBadRequest:
-			if r := re.Response.Header.Get("X-Amz-Bucket-Region"); r != "" && r != cfg.Region {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("cannot reach %s for bucket %q: %w", where, cfg.Bucket, err)
+	}
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		return fmt.Errorf("bucket %q at %s: %w", cfg.Bucket, where, err)
+	}
+	switch ae.ErrorCode() {
+	case "NoSuchBucket":
+		return fmt.Errorf("bucket %q does not exist at %s", cfg.Bucket, where)
+	case "InvalidAccessKeyId", "XAdminUserNotFound":
+		return fmt.Errorf("access to bucket %q at %s denied: %s does not know the access key ID in AWS_ACCESS_KEY_ID", cfg.Bucket, where, where)
+	case "SignatureDoesNotMatch":
+		return fmt.Errorf("access to bucket %q at %s denied: AWS_SECRET_ACCESS_KEY does not match AWS_ACCESS_KEY_ID", cfg.Bucket, where)
+	case "AccessDenied":
+		return fmt.Errorf("access to bucket %q at %s denied: the key may not list the bucket (s3:ListBucket)", cfg.Bucket, where)
+	case "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException":
+		var re *awshttp.ResponseError
+		if errors.As(err, &re) && re.Response != nil {
+			if r := re.Response.Header.Get("X-Amz-Bucket-Region"); r != "" {
 				return fmt.Errorf("bucket %q is in region %s, not %s: set region=%s", cfg.Bucket, r, cfg.Region, r)
 			}
 		}
-		return fmt.Errorf("bucket %q at %s: %w", cfg.Bucket, where, err)
-	}
-	if ne := net.Error(nil); errors.As(err, &ne) || errors.Is(err, io.EOF) {
-		return fmt.Errorf("cannot reach %s for bucket %q: %w", where, cfg.Bucket, err)
+		return fmt.Errorf("bucket %q at %s is in another region than %s: set region=…: %w", cfg.Bucket, where, cfg.Region, err)
 	}
 	return fmt.Errorf("bucket %q at %s: %w", cfg.Bucket, where, err)
 }
@@ -156,9 +173,11 @@ func (s *Store) objectKey(key string) (string, error) {
 	return s.prefix + key, nil
 }
 
-// Put implements blob.Store. It reads the first part into memory; a body
-// that ends within it goes up in one PutObject, a longer one as a
-// multipart upload (putMultipart).
+// Put implements blob.Store. A body of up to one part goes up in one
+// PutObject, a longer one as a multipart upload. A body that can tell its
+// length and be read at offsets (*bytes.Reader, *os.File: what image jobs
+// and exports hand over) is sent from where it is, part by part, with no
+// copy; any other is read one part at a time into memory.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	okey, err := s.objectKey(key)
 	if err != nil {
@@ -167,31 +186,74 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	r = ctxReader{ctx, r}
-	var first bytes.Buffer
-	if _, err := first.ReadFrom(io.LimitReader(r, s.partSize)); err != nil {
-		return fmt.Errorf("put %s: read: %w", key, err)
+	ra, base, size, err := sized(r)
+	switch {
+	case err != nil:
+		err = fmt.Errorf("read: %w", err)
+	case ra != nil && size <= s.partSize:
+		err = s.putObject(ctx, okey, io.NewSectionReader(ra, base, size), size)
+	case ra != nil:
+		err = s.putMultipart(ctx, okey, sectionParts(ra, base, size, s.partSize))
+	default:
+		err = s.putStream(ctx, okey, ctxReader{ctx, r})
 	}
-	if int64(first.Len()) == s.partSize {
-		if err := s.putMultipart(ctx, okey, first.Bytes(), r); err != nil {
-			return fmt.Errorf("put %s: %w", key, err)
-		}
-		return nil
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket:        &s.bucket,
-		Key:           &okey,
-		Body:          bytes.NewReader(first.Bytes()),
-		ContentLength: aws.Int64(int64(first.Len())),
-		ContentType:   contentType(key),
-	})
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil
+}
+
+// sized returns r as an io.ReaderAt with the offset it is at and the
+// number of bytes left, or a nil ReaderAt when r cannot tell them.
+func sized(r io.Reader) (ra io.ReaderAt, base, size int64, err error) {
+	ra, ok := r.(io.ReaderAt)
+	sk, ok2 := r.(io.Seeker)
+	if !ok || !ok2 {
+		return nil, 0, 0, nil
+	}
+	base, err = sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, 0, 0, nil // a pipe or the like: stream it
+	}
+	end, err := sk.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, 0, 0, nil
+	}
+	if _, err := sk.Seek(base, io.SeekStart); err != nil {
+		return nil, 0, 0, err
+	}
+	if end < base {
+		return nil, 0, 0, nil
+	}
+	return ra, base, end - base, nil
+}
+
+// putStream sends what r yields: the first part is read into memory, and
+// if r ends within it the object goes up with one PutObject.
+func (s *Store) putStream(ctx context.Context, okey string, r io.Reader) error {
+	var first bytes.Buffer
+	if _, err := first.ReadFrom(io.LimitReader(r, s.partSize)); err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if int64(first.Len()) < s.partSize {
+		return s.putObject(ctx, okey, bytes.NewReader(first.Bytes()), int64(first.Len()))
+	}
+	return s.putMultipart(ctx, okey, streamParts(first.Bytes(), r))
+}
+
+// putObject sends body, of size bytes, with one PutObject.
+func (s *Store) putObject(ctx context.Context, okey string, body io.ReadSeeker, size int64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:        &s.bucket,
+		Key:           &okey,
+		Body:          body,
+		ContentLength: &size,
+		ContentType:   contentType(okey),
+	})
+	return err
 }
 
 // contentType is the media type S3 serves the object with (presigned
@@ -203,10 +265,54 @@ func contentType(key string) *string {
 	return nil
 }
 
-// putMultipart uploads first, a full part, and then the rest of r in parts
-// of the same size, reusing first's memory for each. Any failure, a done
-// ctx included, aborts the upload, so the server keeps no parts.
-func (s *Store) putMultipart(ctx context.Context, okey string, first []byte, r io.Reader) (err error) {
+// partFunc returns the next part of an upload and its length, or a nil
+// body when there is no more. A body is read only until the next call.
+type partFunc func() (body io.ReadSeeker, n int64, err error)
+
+// sectionParts cuts size bytes of ra from base into parts of partSize.
+func sectionParts(ra io.ReaderAt, base, size, partSize int64) partFunc {
+	var off int64
+	return func() (io.ReadSeeker, int64, error) {
+		if off >= size {
+			return nil, 0, nil
+		}
+		n := min(partSize, size-off)
+		part := io.NewSectionReader(ra, base+off, n)
+		off += n
+		return part, n, nil
+	}
+}
+
+// streamParts returns first, a full part, and then fills the same memory
+// from r for each next part.
+func streamParts(first []byte, r io.Reader) partFunc {
+	pending, ended := true, false
+	return func() (io.ReadSeeker, int64, error) {
+		if pending {
+			pending = false
+			return bytes.NewReader(first), int64(len(first)), nil
+		}
+		if ended {
+			return nil, 0, nil
+		}
+		n, err := io.ReadFull(r, first)
+		switch err {
+		case nil:
+		case io.EOF:
+			return nil, 0, nil
+		case io.ErrUnexpectedEOF:
+			ended = true // a short part is the last
+		default:
+			return nil, 0, fmt.Errorf("read: %w", err)
+		}
+		return bytes.NewReader(first[:n]), int64(n), nil
+	}
+}
+
+// putMultipart uploads the parts next yields as one multipart upload. Any
+// failure, a done ctx included, aborts the upload, so the server keeps no
+// parts.
+func (s *Store) putMultipart(ctx context.Context, okey string, next partFunc) (err error) {
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket:      &s.bucket,
 		Key:         &okey,
@@ -231,10 +337,19 @@ func (s *Store) putMultipart(ctx context.Context, okey string, first []byte, r i
 	}()
 
 	var parts []types.CompletedPart
-	buf := first[:s.partSize]
-	for n := len(buf); n > 0; {
+	for {
+		body, n, err := next()
+		if err != nil {
+			return err
+		}
+		if body == nil {
+			break
+		}
 		if len(parts) == maxParts {
-			return fmt.Errorf("larger than %d parts of %d bytes", maxParts, s.partSize)
+			return fmt.Errorf("more than %d parts of %d bytes", maxParts, s.partSize)
+		}
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 		num := int32(len(parts) + 1)
 		out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
@@ -242,22 +357,13 @@ func (s *Store) putMultipart(ctx context.Context, okey string, first []byte, r i
 			Key:           &okey,
 			UploadId:      uploadID,
 			PartNumber:    &num,
-			Body:          bytes.NewReader(buf[:n]),
-			ContentLength: aws.Int64(int64(n)),
+			Body:          body,
+			ContentLength: &n,
 		})
 		if err != nil {
 			return fmt.Errorf("upload part %d: %w", num, err)
 		}
 		parts = append(parts, types.CompletedPart{ETag: out.ETag, PartNumber: &num})
-		if int64(n) < s.partSize {
-			break // a short part is the last
-		}
-		n, err = io.ReadFull(r, buf)
-		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
-			return fmt.Errorf("read: %w", err)
-		}
-		// On io.EOF n is 0 and the loop ends; on io.ErrUnexpectedEOF
-		// the short last part goes up next.
 	}
 	if err := ctx.Err(); err != nil {
 		return err
