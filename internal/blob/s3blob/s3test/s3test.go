@@ -228,3 +228,16 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Age makes the object under key (the full S3 key) in bucket look last
+// written age ago, by setting its file's time in the posix backend's
+// folder, which is where versitygw takes LastModified from. S3 has no
+// request that backdates an object; sweeper tests need old ones.
+func (s *Server) Age(tb testing.TB, bucket, key string, age time.Duration) {
+	tb.Helper()
+	p := filepath.Join(s.Root, bucket, filepath.FromSlash(key))
+	when := time.Now().Add(-age)
+	if err := os.Chtimes(p, when, when); err != nil {
+		tb.Fatalf("age %s/%s: %v", bucket, key, err)
+	}
+}
