@@ -380,34 +380,6 @@ func (s *Store) putMultipart(ctx context.Context, okey string, next partFunc) (e
 	return nil
 }
 
-// Open implements blob.Store. It asks for the object's size, time and
-// ETag (HeadObject) and fetches no bytes until the first Read.
-func (s *Store) Open(ctx context.Context, key string) (blob.Object, error) {
-	okey, err := s.objectKey(key)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("open %s: %w", key, err)
-	}
-	head, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.bucket, Key: &okey})
-	if isNotFound(err) {
-		return nil, fmt.Errorf("open %s: %w", key, blob.ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", key, err)
-	}
-	return &object{
-		ctx:     ctx,
-		s:       s,
-		key:     key,
-		okey:    okey,
-		size:    aws.ToInt64(head.ContentLength),
-		modTime: aws.ToTime(head.LastModified),
-		etag:    aws.ToString(head.ETag),
-	}, nil
-}
-
 // isNotFound reports whether err is S3's answer for a missing key.
 func isNotFound(err error) bool {
 	if err == nil {
