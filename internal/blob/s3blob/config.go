@@ -146,6 +146,9 @@ func parseURL(raw string, getenv func(string) string) (Config, error) {
 		if len(values) != 1 {
 			return Config{}, fmt.Errorf("parameter %q given %d times", name, len(values))
 		}
+		if values[0] == "" {
+			return Config{}, fmt.Errorf("parameter %q is empty; leave it out for the default", name)
+		}
 		switch v := values[0]; name {
 		case "endpoint":
 			cfg.Endpoint = v

@@ -91,6 +91,8 @@ func TestParseURL(t *testing.T) {
 		{name: "unknown parameter", raw: "s3://images?pathstyle=true", wantErr: `unknown parameter "pathstyle"`},
 		{name: "repeated parameter", raw: "s3://images?region=a&region=b", wantErr: "2 times"},
 		{name: "bad query", raw: "s3://images?region=%zz", wantErr: "query"},
+		{name: "empty endpoint", raw: "s3://images?endpoint=", env: map[string]string{"AWS_ENDPOINT_URL_S3": "http://b:2"}, wantErr: `"endpoint" is empty`},
+		{name: "empty region", raw: "s3://images?region", wantErr: `"region" is empty`},
 		{name: "bad path_style", raw: "s3://images?path_style=yes", wantErr: "path_style"},
 		{name: "bad region", raw: "s3://images?region=EU%20West", wantErr: "region"},
 		{name: "endpoint without scheme", raw: "s3://images?endpoint=minio:9000", wantErr: "endpoint scheme"},

@@ -4,11 +4,13 @@
 // Put sends an object of up to one part (Config.PartSize, 8 MiB by
 // default) with a single PutObject and anything larger as a multipart
 // upload, one part in memory at a time; S3 makes either visible whole or
-// not at all, and a failed multipart upload is aborted. Open costs one
-// HeadObject; reads then stream one ranged GetObject for as long as they
-// go forward, so http.ServeContent gets random access without a request
-// per Read. List pages through ListObjectsV2, PresignGet signs GET URLs,
-// and CleanTemps aborts multipart uploads that a dead process left behind.
+// not at all, and a failed multipart upload is aborted. Open is one
+// ranged GetObject of the first MiB, which gives the size and time and,
+// for most images, every byte; later reads stream one ranged GetObject for
+// as long as they go forward, so http.ServeContent gets random access
+// without a request per Read. List pages through ListObjectsV2,
+// PresignGet signs GET URLs, and CleanTemps aborts multipart uploads that
+// a dead process left behind.
 //
 // The package talks to S3 with only the SDK's s3 client and static
 // credentials; the AWS shared config files, profiles and instance roles
@@ -156,8 +158,8 @@ func bucketError(cfg Config, err error) error {
 	return fmt.Errorf("bucket %q at %s: %w", cfg.Bucket, where, err)
 }
 
-// Close releases the store's idle connections. It does nothing to an
-// HTTPClient given in Config.
+// Close releases the store's idle connections; call it once nothing uses
+// the store any more. It does nothing to an HTTPClient given in Config.
 func (s *Store) Close() error {
 	if s.transport != nil {
 		s.transport.CloseIdleConnections()
