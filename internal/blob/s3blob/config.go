@@ -81,17 +81,31 @@ var queryParams = []string{"endpoint", "region", "path_style"}
 // (a self-hosted server) and to false for AWS. Errors never repeat the
 // credentials.
 func ParseURL(raw string, getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	// Error messages quote parts of the URL (at most 64 characters each),
+	// so a secret pasted into it would come back out, perhaps cut short.
+	secrets := []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+	for _, name := range secrets {
+		if v := getenv(name); len(v) >= 8 && strings.Contains(raw, v) {
+			return Config{}, fmt.Errorf("s3 blob store URL: it holds the value of %s; credentials do not belong in the URL", name)
+		}
+	}
 	cfg, err := parseURL(raw, getenv)
 	if err != nil {
-		return Config{}, fmt.Errorf("s3 blob store URL: %w", err)
+		msg := err.Error()
+		for _, name := range secrets { // in case the environment mixed them up
+			if v := getenv(name); len(v) >= 8 {
+				msg = strings.ReplaceAll(msg, v, "(redacted)")
+			}
+		}
+		return Config{}, fmt.Errorf("s3 blob store URL: %s", msg)
 	}
 	return cfg, nil
 }
 
 func parseURL(raw string, getenv func(string) string) (Config, error) {
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
 	if raw == "" {
 		return Config{}, errors.New("empty; want s3://bucket[/prefix]")
 	}
@@ -105,7 +119,7 @@ func parseURL(raw string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("not a valid URL: %v", err)
 	}
 	if u.Scheme != "s3" {
-		return Config{}, fmt.Errorf("scheme %q, want s3://bucket[/prefix]", u.Scheme)
+		return Config{}, fmt.Errorf("scheme %.64q, want s3://bucket[/prefix]", u.Scheme)
 	}
 	if u.Opaque != "" {
 		return Config{}, errors.New("want s3://bucket[/prefix], with two slashes")
@@ -117,7 +131,7 @@ func parseURL(raw string, getenv func(string) string) (Config, error) {
 		return Config{}, errors.New("a URL fragment (#…) means nothing here")
 	}
 	if u.Port() != "" || strings.HasSuffix(u.Host, ":") {
-		return Config{}, fmt.Errorf("the bucket name %q has a port; name the server with ?endpoint=http://host:port", u.Host)
+		return Config{}, fmt.Errorf("the bucket name %.64q has a port; name the server with ?endpoint=http://host:port", u.Host)
 	}
 	cfg := Config{
 		Bucket:          u.Host,
@@ -141,13 +155,13 @@ func parseURL(raw string, getenv func(string) string) (Config, error) {
 	pathStyle := ""
 	for name, values := range query {
 		if !slices.Contains(queryParams, name) {
-			return Config{}, fmt.Errorf("unknown parameter %q; known: %s", name, strings.Join(queryParams, ", "))
+			return Config{}, fmt.Errorf("unknown parameter %.64q; known: %s", name, strings.Join(queryParams, ", "))
 		}
 		if len(values) != 1 {
-			return Config{}, fmt.Errorf("parameter %q given %d times", name, len(values))
+			return Config{}, fmt.Errorf("parameter %.64q given %d times", name, len(values))
 		}
 		if values[0] == "" {
-			return Config{}, fmt.Errorf("parameter %q is empty; leave it out for the default", name)
+			return Config{}, fmt.Errorf("parameter %.64q is empty; leave it out for the default", name)
 		}
 		switch v := values[0]; name {
 		case "endpoint":
@@ -165,7 +179,7 @@ func parseURL(raw string, getenv func(string) string) (Config, error) {
 	if pathStyle != "" {
 		b, err := strconv.ParseBool(pathStyle)
 		if err != nil {
-			return Config{}, fmt.Errorf("path_style=%q, want true or false", pathStyle)
+			return Config{}, fmt.Errorf("path_style=%.64q, want true or false", pathStyle)
 		}
 		cfg.PathStyle = b
 	}
@@ -186,7 +200,7 @@ func (c Config) validate() error {
 			return fmt.Errorf("prefix is %d bytes, longer than %d", len(c.Prefix), maxPrefixLen)
 		}
 		if err := blob.ValidateKey(c.Prefix); err != nil {
-			return fmt.Errorf("prefix %q: segments of letters, digits, '.', '_' and '-', none empty or starting with a dot", c.Prefix)
+			return fmt.Errorf("prefix %.64q: segments of letters, digits, '.', '_' and '-', none empty or starting with a dot", c.Prefix)
 		}
 	}
 	if c.Endpoint != "" {
@@ -199,7 +213,7 @@ func (c Config) validate() error {
 	}
 	for _, r := range c.Region {
 		if !('a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-') {
-			return fmt.Errorf("region %q: want lowercase letters, digits and '-' (like eu-west-1)", c.Region)
+			return fmt.Errorf("region %.64q: want lowercase letters, digits and '-' (like eu-west-1)", c.Region)
 		}
 	}
 	switch {
@@ -227,22 +241,22 @@ func validateBucket(b string) error {
 		return errors.New("no bucket: want s3://bucket[/prefix]")
 	}
 	if len(b) < 3 || len(b) > 63 {
-		return fmt.Errorf("bucket name %q: want 3 to 63 characters", b)
+		return fmt.Errorf("bucket name %.64q: want 3 to 63 characters", b)
 	}
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
-			return fmt.Errorf("bucket name %q has the character %q; want lowercase letters, digits, '.' and '-'", b, c)
+			return fmt.Errorf("bucket name %.64q has the character %q; want lowercase letters, digits, '.' and '-'", b, c)
 		}
 	}
 	if !isAlnum(b[0]) || !isAlnum(b[len(b)-1]) {
-		return fmt.Errorf("bucket name %q must start and end with a letter or digit", b)
+		return fmt.Errorf("bucket name %.64q must start and end with a letter or digit", b)
 	}
 	if strings.Contains(b, "..") {
-		return fmt.Errorf("bucket name %q has two dots in a row", b)
+		return fmt.Errorf("bucket name %.64q has two dots in a row", b)
 	}
 	if net.ParseIP(b) != nil {
-		return fmt.Errorf("bucket name %q is an IP address", b)
+		return fmt.Errorf("bucket name %.64q is an IP address", b)
 	}
 	return nil
 }
@@ -257,7 +271,7 @@ func validateEndpoint(e string) error {
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return fmt.Errorf("endpoint scheme %q; want http(s)://host[:port]", u.Scheme)
+		return fmt.Errorf("endpoint scheme %.64q; want http(s)://host[:port]", u.Scheme)
 	case u.User != nil:
 		return errors.New("endpoint has credentials in it; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead")
 	case u.Host == "" || u.Hostname() == "":
@@ -267,7 +281,7 @@ func validateEndpoint(e string) error {
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("endpoint port %q; want 1 to 65535", p)
+			return fmt.Errorf("endpoint port %.64q; want 1 to 65535", p)
 		}
 	}
 	return nil

@@ -81,7 +81,7 @@ func TestParseURL(t *testing.T) {
 		{name: "fragment", raw: "s3://images#x", wantErr: "fragment"},
 		{name: "empty fragment", raw: "s3://images#", wantErr: "fragment"},
 		{name: "bad escape", raw: "s3://images/%zz", wantErr: "not a valid URL"},
-		{name: "bad escape with a secret", raw: "s3://u:" + testSecret + "@images/%zz", wantErr: "not a valid URL"},
+		{name: "bad escape with a secret", raw: "s3://u:" + testSecret + "@images/%zz", wantErr: "credentials do not belong in the URL"},
 		{name: "control character", raw: "s3://images/a\x00b", wantErr: "not a valid URL"},
 		{name: "double slash in prefix", raw: "s3://images//p", wantErr: "prefix"},
 		{name: "dot-dot prefix", raw: "s3://images/a/../b", wantErr: "prefix"},
@@ -106,6 +106,10 @@ func TestParseURL(t *testing.T) {
 			wantErr: "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},
 		{name: "no secret", raw: "s3://images", env: map[string]string{"AWS_SECRET_ACCESS_KEY": ""}, wantErr: "AWS_SECRET_ACCESS_KEY is not"},
 		{name: "no key ID", raw: "s3://images", env: map[string]string{"AWS_ACCESS_KEY_ID": ""}, wantErr: "AWS_ACCESS_KEY_ID is not"},
+		{name: "secret as a parameter", raw: "s3://images?" + testSecret, wantErr: "holds the value of AWS_SECRET_ACCESS_KEY"},
+		{name: "secret as a prefix", raw: "s3://images/x" + testSecret + "y", wantErr: "holds the value of AWS_SECRET_ACCESS_KEY"},
+		{name: "token as a region", raw: "s3://images?region=" + testToken, env: map[string]string{"AWS_SESSION_TOKEN": testToken},
+			wantErr: "holds the value of AWS_SESSION_TOKEN"},
 		{name: "huge URL", raw: "s3://images/" + strings.Repeat("a/", 1<<20), wantErr: "longer than"},
 	}
 	for _, tt := range tests {
@@ -119,7 +123,7 @@ func TestParseURL(t *testing.T) {
 				if !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("ParseURL(%.80q) error = %q, want it to contain %q", tt.raw, err, tt.wantErr)
 				}
-				if strings.Contains(err.Error(), testSecret) {
+				if strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), testSecret[:16]) || strings.Contains(err.Error(), testToken[:16]) {
 					t.Errorf("ParseURL(%.80q) error %q repeats the secret", tt.raw, err)
 				}
 				if len(err.Error()) > 2000 {
@@ -176,4 +180,41 @@ func TestConfigHidesSecrets(t *testing.T) {
 	if !strings.Contains(logs.String(), `"access_key_id":"AKIA…"`) || !strings.Contains(logs.String(), `"secret_access_key":"(redacted)"`) {
 		t.Errorf("JSON log = %s, want the key ID's start and the secret redacted", logs.String())
 	}
+}
+
+// FuzzParseURL: any input gives a Config or an error, never a panic; the
+// error never repeats a secret, even when the URL carries it; a
+// Config has a bucket and a prefix without outer slashes.
+func FuzzParseURL(f *testing.F) {
+	for _, seed := range []string{
+		"s3://images", "s3://images/a/b/", "s3://images?endpoint=http://127.0.0.1:7070&region=eu-west-1&path_style=true",
+		"s3://u:" + testSecret + "@images/%zz", "s3://images?endpoint=http://u:" + testSecret + "@h", "s3:images",
+		"s3://images#frag", "s3://images:9000", "s3:///p", "s3://images/a//b", "s3://Images", "s3://1.2.3.4",
+		"s3://images?region=%zz", "s3://images?x=1&x=2",
+	} {
+		f.Add(seed)
+	}
+	getenv := env(map[string]string{"AWS_SESSION_TOKEN": testToken})
+	f.Fuzz(func(t *testing.T, raw string) {
+		cfg, err := s3blob.ParseURL(raw, getenv)
+		if err != nil {
+			// The error may quote what the URL says, but never more of a
+			// secret than the URL holds, and never a whole one.
+			for _, part := range []string{testSecret, testSecret[:16], testSecret[20:], testToken, testToken[:16]} {
+				if strings.Contains(err.Error(), part) && (len(part) >= len(testToken) || !strings.Contains(raw, part)) {
+					t.Fatalf("ParseURL(%q) error %q repeats a secret", raw, err)
+				}
+			}
+			return
+		}
+		if cfg.Bucket == "" || strings.HasPrefix(cfg.Prefix, "/") || strings.HasSuffix(cfg.Prefix, "/") {
+			t.Fatalf("ParseURL(%q) = %v: no bucket, or a prefix with an outer slash", raw, cfg)
+		}
+		if cfg.SecretAccessKey != testSecret || cfg.SessionToken != testToken {
+			t.Fatalf("ParseURL(%q) took the credentials from somewhere else than the environment", raw)
+		}
+		if s := cfg.String(); strings.Contains(s, testSecret) || strings.Contains(s, testToken) {
+			t.Fatalf("Config.String() = %q shows a secret", s)
+		}
+	})
 }
