@@ -28,3 +28,18 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 echo "test-deps: curl and make are present"
+
+# versitygw: the S3 server the s3blob tests start (internal/blob/s3blob/s3test).
+# Built from the Go module proxy; reinstalled only when the pinned version
+# is not the one in $(go env GOPATH)/bin. Tests fail without it when
+# BULKGEN_REQUIRE_S3 is set, as .ci/run does.
+VERSITYGW_VERSION=v1.8.0
+gobin="$(go env GOBIN)"
+[ -n "$gobin" ] || gobin="$(go env GOPATH | cut -d: -f1)/bin"
+if go version -m "$gobin/versitygw" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*github.com/versity/versitygw[[:space:]]*$VERSITYGW_VERSION[[:space:]]"; then
+  echo "test-deps: versitygw $VERSITYGW_VERSION is installed"
+else
+  echo "test-deps: installing versitygw $VERSITYGW_VERSION (a few minutes the first time)"
+  (cd / && GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+  echo "test-deps: versitygw installed in $gobin"
+fi

@@ -1,7 +1,7 @@
 // Package blob defines where image bytes live: the Store interface every
-// backend implements (a local folder in fileblob, S3 later), its errors, the
-// optional Presigner and Lister capabilities, and the content-addressed key
-// scheme.
+// backend implements (a local folder in fileblob, an S3 bucket in s3blob),
+// its errors, the optional Presigner and Lister capabilities, and the
+// content-addressed key scheme.
 //
 // Keys are relative, slash-separated paths made of [A-Za-z0-9._-] segments;
 // no segment is empty, "." or "..", or starts with a dot (backends keep
@@ -64,7 +64,7 @@ type Presigner interface {
 // Lister is the optional capability of a Store that can enumerate its
 // objects, which is what finding orphaned files (internal/blobgc) needs.
 // Callers find it with a type assertion; a Store without it simply cannot
-// be swept. fileblob walks its folder; an S3 store would page through
+// be swept. fileblob walks its folder; s3blob pages through
 // ListObjectsV2.
 type Lister interface {
 	// List calls fn once for every stored object, with its key and the time
@@ -97,7 +97,8 @@ type AgeDeleter interface {
 
 // TempCleaner is the optional capability of a Store whose Put can leave
 // a partial temporary object behind when the process dies mid-write (a
-// local folder; S3 drops an unfinished upload by itself). The blob sweeper
+// temporary file in a local folder; the parts of an unfinished multipart
+// upload, which S3 keeps until it is aborted). The blob sweeper
 // (package blobgc) calls it with the same grace period as for objects.
 type TempCleaner interface {
 	// CleanTemps removes the temporary objects last written more than
