@@ -41,7 +41,8 @@ func BootstrapAdmin(ctx context.Context, db *store.DB, email string, stdout, std
 }
 
 // EnsureAdmin returns the admin user with email and its personal
-// workspace, creating either when missing and promoting an existing user.
+// workspace, creating either when missing (the workspace with unlimited
+// credits) and promoting an existing user.
 func EnsureAdmin(ctx context.Context, db *store.DB, email string) (store.User, store.Workspace, error) {
 	var u store.User
 	var ws store.Workspace
@@ -71,7 +72,13 @@ func EnsureAdmin(ctx context.Context, db *store.DB, email string) (store.User, s
 			return nil
 		}
 		ws, err = db.CreateWorkspace(ctx, tx, store.Workspace{OwnerUserID: u.ID, Name: "Personal"})
-		return err
+		if err != nil {
+			return err
+		}
+		// A self-hoster's own workspace runs on their own provider keys:
+		// it is not refused for want of credits (a quota and max_cost
+		// still apply when set).
+		return db.SetCreditLimits(ctx, tx, ws.ID, true, 0)
 	})
 	return u, ws, err
 }
