@@ -9,7 +9,11 @@
 # (`bulkgen admin sweep-files`), then check with `bulkgen admin check-batch` that every
 # item succeeded exactly once (one image, one charge, one succeeded attempt,
 # no running attempt left behind, one file per image and no stray file) and
-# that the exported manifest has one row per image.
+# that the exported manifest has one row per image. The preview engine is
+# priced at 1 credit an image (a catalogue override) and the admin's
+# workspace holds exactly enough for the batch, so the kill lands in a batch
+# that uses up the balance: the credits must end exact to the credit
+# (balance 0, nothing held, one charge per image).
 #
 # Run from the repository root: scripts/crash-test.sh (make crash-test).
 # PostgreSQL is reached with psql as user postgres on 127.0.0.1 (trust
@@ -46,6 +50,9 @@ fail() {
 
 say "building bulkgen"
 CGO_ENABLED=0 go build -o "$bin" ./cmd/bulkgen
+catalog="$work/priced.json"
+echo '{"models":[{"id":"preview","price":{"base":1}}]}' >"$catalog"
+export BULKGEN_CATALOG="$catalog"
 
 # start_server DATA DB LOG: starts `bulkgen serve` in the background and
 # sets $server_pid and $base (http://HOST:PORT, read from its log).
@@ -97,6 +104,11 @@ run_one() {
 	start_server "$data" "$db" "$log"
 	token=$("$bin" admin create-token --name crash-test --data "$data" --db "$db" 2>>"$log")
 	[[ $token == bgk_* ]] || fail "admin create-token printed '$token'"
+	# Exactly the batch's cost, on a limited account.
+	"$bin" admin credits set --unlimited false --data "$data" --db "$db" >/dev/null 2>>"$log" ||
+		fail "$kind: admin credits set failed"
+	"$bin" admin credits grant --amount "$IMAGES" --data "$data" --db "$db" >/dev/null 2>>"$log" ||
+		fail "$kind: admin credits grant failed"
 
 	# 500 distinct prompts, one image each.
 	local body="$data/batch.json"
@@ -158,6 +170,11 @@ run_one() {
 	grep -q "\"succeeded\": $IMAGES" <<<"$report" || fail "$kind: report: $report"
 	grep -q "\"images\": $IMAGES," <<<"$report" || fail "$kind: report: $report"
 	grep -q "\"files\": $IMAGES," <<<"$report" || fail "$kind: report: $report"
+	grep -q "\"charged\": $IMAGES," <<<"$report" || fail "$kind: report: $report"
+	local credits
+	credits=$("$bin" admin credits show --data "$data" --db "$db" 2>>"$log") || fail "$kind: credits: $credits"
+	grep -q '"balance": 0,' <<<"$credits" && grep -q '"reserved": 0,' <<<"$credits" && grep -q '"check": "ok"' <<<"$credits" ||
+		fail "$kind: credits after the batch: $credits"
 
 	# The export's manifest lists every image once (header + 500 rows).
 	curl -fsS -H "Authorization: Bearer $token" -o "$data/export.zip" \
@@ -174,7 +191,7 @@ run_one() {
 	kill -TERM "$server_pid"
 	wait "$server_pid" || fail "$kind: server did not exit 0 on SIGTERM"
 	server_pid=""
-	say "$kind: ok: $IMAGES/$IMAGES succeeded once each,$retried interrupted items retried,$swept unrecorded files swept, manifest $rows rows"
+	say "$kind: ok: $IMAGES/$IMAGES succeeded once each,$retried interrupted items retried,$swept unrecorded files swept, manifest $rows rows, $IMAGES credits charged, balance 0"
 	if [[ $kind == postgres ]]; then
 		psql -h "$PG_HOST" -U "$PG_USER" -d postgres -qc "DROP DATABASE IF EXISTS $pg_db WITH (FORCE)" >/dev/null
 		pg_created=""

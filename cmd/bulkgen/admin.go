@@ -34,6 +34,10 @@ Commands:
                                              (or make an existing user an admin)
   resume-provider NAME                       resume a provider's queue, paused after its key
                                              was refused (fix the key first)
+  credits show|grant|set [flags]             a workspace's credits: show them, grant some
+                                             (--amount N), or set --unlimited and
+                                             --monthly-quota (1 credit = $0.001); prints them
+                                             as JSON with the ledger's check
   sweep-files [--older-than DURATION]        remove image files that no image references
                                              (left by a job killed between writing its file
                                              and recording it), and temporary files of
@@ -66,7 +70,14 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdout, stderr io.
 	}
 	var name, email string
 	var olderThan time.Duration
+	cr := creditsFlags{quota: -1}
 	switch sub {
+	case "credits":
+		fs.StringVar(&cr.email, "email", adminEmail(getenv), "the user whose personal workspace it is")
+		fs.Int64Var(&cr.amount, "amount", 0, "credits to grant")
+		fs.StringVar(&cr.note, "note", "", "why, kept with the grant")
+		fs.StringVar(&cr.unlimited, "unlimited", "", "true: never refused for want of credits; false: limited to the balance")
+		fs.Int64Var(&cr.quota, "monthly-quota", -1, "credits the workspace may commit each month (0: no quota)")
 	case "create-token":
 		fs.StringVar(&name, "name", "", "a name for the token, such as the script or machine using it")
 		fs.StringVar(&email, "email", adminEmail(getenv), "the admin whose workspace the token acts in")
@@ -130,6 +141,12 @@ func cmdAdmin(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		fmt.Fprintf(stderr, "admin %s (user %d) with workspace %q (id %d); make a token with: bulkgen admin create-token --name NAME --email %s\n",
 			u.Email, u.ID, ws.Name, ws.ID, u.Email)
 		return nil
+	case "credits":
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, creditsUsage)
+			return errUsage
+		}
+		return adminCredits(ctx, db, pos[0], cr, stdout, stderr)
 	case "resume-provider":
 		if len(pos) != 1 {
 			fmt.Fprintln(stderr, "usage: bulkgen admin resume-provider NAME")
