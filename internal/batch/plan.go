@@ -85,6 +85,11 @@ func (p *Planner) Plan(row input.Row, yield func(generate.Request) bool) []Probl
 		return def
 	}
 	d := p.cfg.Defaults
+	for k, v := range row.Values {
+		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
+			return prob(k, "%s", errNUL)
+		}
+	}
 
 	// Numbers first: they decide how many images the row makes.
 	n := max(d.N, 1)
@@ -285,6 +290,11 @@ func (p *Planner) Plan(row input.Row, yield func(generate.Request) bool) []Probl
 	}
 	return nil
 }
+
+// errNUL says why text with a NUL character is refused: no database
+// column holds it (PostgreSQL refuses it outright), so it is refused the
+// same way everywhere, before anything is stored.
+const errNUL = "contains a NUL character (\\u0000), which text cannot hold; remove it"
 
 // imageSeed is the seed of a row's k-th image (from 0): the row's seed
 // plus k, within the range every provider accepts.

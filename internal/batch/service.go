@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -181,6 +182,9 @@ func (s *Service) planConfig(spec Spec) Config {
 // process die half way, Repair removes the half-written batch or queues
 // the jobs it lacks.
 func (s *Service) Create(ctx context.Context, spec Spec, in Input) (Created, error) {
+	if err := checkText(spec); err != nil {
+		return Created{}, err
+	}
 	cfg := s.planConfig(spec)
 	first, err := NewPlanner(cfg)
 	if err != nil {
@@ -223,6 +227,25 @@ func (s *Service) Create(ctx context.Context, spec Spec, in Input) (Created, err
 		return Created{Plan: plan}, err
 	}
 	return Created{Batch: b, Plan: plan}, nil
+}
+
+// checkText refuses the spec's text fields that hold a NUL character (see
+// errNUL); rows are checked by the planner.
+func checkText(spec Spec) error {
+	d := spec.Plan.Defaults
+	fields := [][2]string{{"name", spec.Name}, {"template", spec.Plan.Template}, {"name_template", spec.Plan.NameTemplate},
+		{"defaults.model", d.Model}, {"defaults.size", d.Size}, {"defaults.aspect_ratio", d.AspectRatio},
+		{"defaults.quality", d.Quality}, {"defaults.format", d.Format}, {"defaults.style", d.Style},
+		{"defaults.negative_prompt", d.NegativePrompt}, {"source_file", spec.SourceFile}}
+	for k, v := range d.Options {
+		fields = append(fields, [2]string{"defaults.options." + k, k + v})
+	}
+	for _, f := range fields {
+		if strings.IndexByte(f[1], 0) >= 0 {
+			return fieldError(f[0], "%s", errNUL)
+		}
+	}
+	return nil
 }
 
 // planInput runs p over in's rows.

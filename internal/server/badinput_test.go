@@ -125,6 +125,15 @@ func TestBadInput(t *testing.T) {
 			status: 422, code: "invalid_field", inMsg: "name_template"},
 		{name: "multipart without a file", method: "POST", path: "/api/v1/batches", body: multipartOnlyFields(t),
 			status: 400, code: "invalid_multipart"},
+		{name: "NUL in a prompt", method: "POST", path: "/api/v1/batches",
+			body: map[string]any{"prompts": []string{"a \u0000 cat"}, "defaults": preview}, status: 422, code: "no_valid_rows"},
+		{name: "NUL in a row's column", method: "POST", path: "/api/v1/batches",
+			body: map[string]any{"rows": []map[string]any{{"prompt": "a {sku}", "sku": "x\u0000"}}, "defaults": preview}, status: 422, code: "no_valid_rows"},
+		{name: "NUL in a name", method: "POST", path: "/api/v1/batches",
+			body: map[string]any{"prompts": []string{"a"}, "name": "b\u0000", "defaults": preview}, status: 422, code: "invalid_field", inMsg: "NUL"},
+		{name: "NUL in a negative prompt", method: "POST", path: "/api/v1/batches",
+			body:   map[string]any{"prompts": []string{"a"}, "defaults": map[string]any{"model": "preview", "negative_prompt": "\u0000"}},
+			status: 422, code: "invalid_field", inMsg: "defaults.negative_prompt"},
 		{name: "review of a missing image", method: "POST", path: "/api/v1/images/99999/review", body: map[string]string{"review": "approved"},
 			status: 404, code: "not_found"},
 		{name: "review with a wrong type", method: "POST", path: "/api/v1/images/1/review", body: `{"review": true}`,
@@ -164,6 +173,9 @@ func TestBadInput(t *testing.T) {
 			}
 			if tt.code == "no_valid_rows" && !bytes.Contains(e.Error.Details, []byte(`"problems"`)) {
 				t.Errorf("details %s, want the problems", e.Error.Details)
+			}
+			if strings.HasPrefix(tt.name, "NUL") && !bytes.Contains(r.Body, []byte("NUL character")) {
+				t.Errorf("body %s, want it to say the text holds a NUL character", r.Body)
 			}
 			// The server keeps serving.
 			tb.createBatch(t, tb.A, "still fine")

@@ -308,6 +308,7 @@ func TestOpenAIErrors(t *testing.T) {
 		{"empty prompt", b.A.Token, openai.ImageGenerateParams{Prompt: " ", Model: "preview"}, 400, "invalid_request_error", "prompt", "missing_required_parameter"},
 		{"n too big", b.A.Token, openai.ImageGenerateParams{Prompt: "x", Model: "preview", N: openai.Int(11)}, 400, "invalid_request_error", "n", "invalid_value"},
 		{"bad size", b.A.Token, openai.ImageGenerateParams{Prompt: "x", Model: "preview", Size: "huge"}, 400, "invalid_request_error", "size", "invalid_value"},
+		{"NUL in the prompt", b.A.Token, openai.ImageGenerateParams{Prompt: "a \x00 cat", Model: "preview"}, 400, "invalid_request_error", "prompt", "invalid_value"},
 		{"gif", b.A.Token, openai.ImageGenerateParams{Prompt: "x", Model: "preview", OutputFormat: "gif"}, 400, "invalid_request_error", "output_format", "invalid_value"},
 		{"stream", b.A.Token, openai.ImageGenerateParams{Prompt: "x", Model: "preview", PartialImages: openai.Int(1)}, 400, "invalid_request_error", "stream", "unsupported_parameter"},
 	}
