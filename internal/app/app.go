@@ -116,6 +116,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (a *App, err erro
 	a.Batches = &batch.Service{
 		DB: a.DB, Ledger: a.Ledger, Catalog: a.Catalog, Available: a.Registry.Available,
 		DefaultModel: a.Registry.DefaultModel(), Policy: policy, Logger: logger,
+		Limits: batch.Limits{MaxImages: cfg.MaxBatchImages},
 	}
 	worker := &generate.ImageWorker{
 		DB: a.DB, Blobs: a.Blobs, Catalog: a.Catalog, Logger: logger, Observer: a.Metrics,

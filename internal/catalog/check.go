@@ -87,12 +87,15 @@ func (c *Catalog) Check(s Spec, now time.Time) (Resolved, []Problem) {
 	// Prompt.
 	if isBlank(s.Prompt) {
 		probs = append(probs, Problem{"prompt", "empty; every image needs a prompt" + maxPromptText(m)})
-	} else if m.MaxPrompt > 0 && len(s.Prompt) > m.MaxPrompt {
+	} else if limit := m.promptLimit(); len(s.Prompt) > limit {
 		// len is a cheap upper bound on the rune count: most prompts
 		// never need counting.
-		if n := utf8.RuneCountInString(s.Prompt); n > m.MaxPrompt {
-			probs = append(probs, Problem{"prompt", fmt.Sprintf("%d characters; %s accepts at most %d", n, m.ID, m.MaxPrompt)})
+		if n := utf8.RuneCountInString(s.Prompt); n > limit {
+			probs = append(probs, Problem{"prompt", fmt.Sprintf("%d characters; %s accepts at most %d", n, m.ID, limit)})
 		}
+	}
+	if n := utf8.RuneCountInString(s.NegativePrompt); len(s.NegativePrompt) > MaxPromptLength && n > MaxPromptLength {
+		probs = append(probs, Problem{"negative_prompt", fmt.Sprintf("%d characters; bulkgen accepts at most %d", n, MaxPromptLength)})
 	}
 	if s.NegativePrompt != "" && !m.Negative {
 		r.Warnings = append(r.Warnings, m.warnNegative)
@@ -155,11 +158,24 @@ func pickOption(v string, list []string, def, field, model, supported string, r 
 	return c
 }
 
-func maxPromptText(m *Model) string {
-	if m.MaxPrompt > 0 {
-		return fmt.Sprintf(" (%s accepts 1 to %d characters)", m.ID, m.MaxPrompt)
+// MaxPromptLength is the longest prompt (and negative prompt) bulkgen
+// accepts for any model, in characters: the longest any provider in the
+// catalogue takes. A model whose catalogue entry says less is held to that;
+// one that says nothing is held to this. Every image's file carries its
+// prompt, so an unbounded prompt multiplied by many images would fill the
+// disk.
+const MaxPromptLength = 32_000
+
+// promptLimit is the longest prompt m accepts.
+func (m *Model) promptLimit() int {
+	if m.MaxPrompt > 0 && m.MaxPrompt < MaxPromptLength {
+		return m.MaxPrompt
 	}
-	return ""
+	return MaxPromptLength
+}
+
+func maxPromptText(m *Model) string {
+	return fmt.Sprintf(" (%s accepts 1 to %d characters)", m.ID, m.promptLimit())
 }
 
 func isBlank(s string) bool {

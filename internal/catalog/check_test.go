@@ -54,8 +54,12 @@ func TestCheck(t *testing.T) {
 				problems: map[string][]string{"prompt": {"32001 characters", "at most 32000"}}}},
 		{"long prompt counted in characters not bytes", Spec{Model: "gpt-image-1", Prompt: strings.Repeat("é", 32000)},
 			want{w: 1024, h: 1024, ratio: "1:1", quality: "medium", format: "png", n: 1, price: 42}},
-		{"no prompt limit", Spec{Model: "preview", Prompt: strings.Repeat("a", 100000)},
+		{"no model limit: bulkgen's own", Spec{Model: "preview", Prompt: strings.Repeat("a", MaxPromptLength)},
 			want{w: 1024, h: 1024, ratio: "1:1", format: "png", n: 1}},
+		{"over bulkgen's own limit", Spec{Model: "preview", Prompt: strings.Repeat("é", MaxPromptLength+1)},
+			want{w: 1024, h: 1024, ratio: "1:1", format: "png", n: 1, problems: map[string][]string{"prompt": {"32001 characters", "at most 32000"}}}},
+		{"negative prompt over the limit", Spec{Model: "preview", Prompt: "x", NegativePrompt: strings.Repeat("a", MaxPromptLength+1)},
+			want{w: 1024, h: 1024, ratio: "1:1", format: "png", n: 1, problems: map[string][]string{"negative_prompt": {"at most 32000"}}}},
 
 		// Negative prompt and seed.
 		{"negative prompt ignored", Spec{Model: "gpt-image-1", Prompt: "x", NegativePrompt: "blurry"},

@@ -47,6 +47,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// MaxUploadBytes caps an uploaded input file (serve only).
 	MaxUploadBytes int64
+	// MaxBatchImages caps the images of one batch (serve only).
+	MaxBatchImages int
 	// JobTimeout bounds one run of an image job.
 	JobTimeout time.Duration
 	// RescueAfter is how long a job may stay running before it is assumed
@@ -123,6 +125,7 @@ func Default() Config {
 		LogFormat:       "json",
 		ShutdownTimeout: 30 * time.Second,
 		MaxUploadBytes:  64 << 20,
+		MaxBatchImages:  100_000,
 		JobTimeout:      3 * time.Minute,
 		RescueAfter:     5 * time.Minute,
 
@@ -188,6 +191,10 @@ var options = []option{
 		usage: "largest accepted input file upload",
 		set:   func(c *Config, v string) error { return parseInt64(v, &c.MaxUploadBytes) },
 		show:  func(c Config) string { return strconv.FormatInt(c.MaxUploadBytes, 10) }},
+	{flag: "max-batch-images", arg: "N", env: "BULKGEN_MAX_BATCH_IMAGES", key: "max_batch_images", only: []Command{Serve},
+		usage: "most images one batch may have (a request over it is refused before anything is written)",
+		set:   func(c *Config, v string) error { return parseInt(v, &c.MaxBatchImages) },
+		show:  func(c Config) string { return strconv.Itoa(c.MaxBatchImages) }},
 	{flag: "job-timeout", arg: "DURATION", env: "BULKGEN_JOB_TIMEOUT", key: "job_timeout", only: []Command{Serve, Worker},
 		usage: "longest run of one image job",
 		set:   func(c *Config, v string) error { return parseDuration(v, &c.JobTimeout) },
@@ -474,6 +481,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxUploadBytes <= 0 {
 		bad("max-upload %d: must be positive", c.MaxUploadBytes)
+	}
+	if c.MaxBatchImages <= 0 {
+		bad("max-batch-images %d: must be positive", c.MaxBatchImages)
 	}
 	if c.JobTimeout <= 0 {
 		bad("job-timeout %s: must be positive", c.JobTimeout)

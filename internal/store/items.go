@@ -57,18 +57,34 @@ type Item struct {
 	// JobID is the River job queued to make the item, 0 when none is (a
 	// paused batch's items, or before the job is inserted).
 	JobID     int64
+	promptSeq int64 // the item's row of item_prompts, set by InsertItems
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
 
 // itemInsertColumns are the columns InsertItems writes, in argument order.
-const itemInsertColumns = `batch_id, workspace_id, source_line, idx, status, prompt, negative_prompt, model, provider,
+// The prompt is not among them: the items that share one point at a
+// single item_prompts row (prompt_seq; migration 0006).
+const itemInsertColumns = `batch_id, workspace_id, source_line, idx, status, prompt_seq, model, provider,
 	remote_model, width, height, aspect_ratio, quality, style, format, seed, options, vars, name, cost_estimate,
 	error, error_class, attempts, parent_image_id, created_at, updated_at`
 
-const itemInsertColumnCount = 27
+const itemInsertColumnCount = 26
 
-const itemColumns = `id, ` + itemInsertColumns + `, job_id`
+// itemPrompt reads one column of an item's prompt row; it is a subquery,
+// not a join, so that it also serves RETURNING (SQLite's RETURNING may
+// not name another table, but may hold a subquery).
+func itemPrompt(column string) string {
+	return `COALESCE((SELECT p.` + column + ` FROM item_prompts p
+		WHERE p.batch_id = items.batch_id AND p.seq = items.prompt_seq), '')`
+}
+
+// itemColumns selects from items what scanItem reads.
+var itemColumns = `items.id, items.batch_id, items.workspace_id, items.source_line, items.idx, items.status, ` +
+	itemPrompt("prompt") + `, ` + itemPrompt("negative_prompt") + `, items.model, items.provider, items.remote_model,
+	items.width, items.height, items.aspect_ratio, items.quality, items.style, items.format, items.seed, items.options,
+	items.vars, items.name, items.cost_estimate, items.error, items.error_class, items.attempts, items.parent_image_id,
+	items.created_at, items.updated_at, items.job_id`
 
 func scanItem(row interface{ Scan(...any) error }) (Item, error) {
 	var it Item
@@ -88,13 +104,13 @@ func (db *DB) itemArgs(it *Item) []any {
 	if it.HasSeed {
 		seed = it.Seed
 	}
-	return []any{it.BatchID, it.WorkspaceID, it.SourceLine, it.Index, string(it.Status), it.Prompt,
-		it.NegativePrompt, it.Model, it.Provider, it.RemoteModel, it.Width, it.Height, it.AspectRatio, it.Quality,
+	return []any{it.BatchID, it.WorkspaceID, it.SourceLine, it.Index, string(it.Status), it.promptSeq,
+		it.Model, it.Provider, it.RemoteModel, it.Width, it.Height, it.AspectRatio, it.Quality,
 		it.Style, it.Format, seed, jsonArg(it.Options), jsonArg(it.Vars), it.Name, it.CostEstimate,
 		it.Error, it.ErrorClass, it.Attempts, nullInt64(it.ParentImageID), db.timeArg(it.CreatedAt), db.timeArg(it.UpdatedAt)}
 }
 
-// insertItemsChunk is how many rows go in one INSERT: 400 rows × 27
+// insertItemsChunk is how many rows go in one INSERT: 400 rows × 26
 // columns stays far below SQLite's 32766 and PostgreSQL's 65535 bound
 // parameters.
 const insertItemsChunk = 400
@@ -122,6 +138,9 @@ type itemKey struct {
 }
 
 func (db *DB) insertItemChunk(ctx context.Context, q Querier, chunk []Item, now time.Time) error {
+	if err := db.insertPrompts(ctx, q, chunk); err != nil {
+		return err
+	}
 	args := make([]any, 0, len(chunk)*itemInsertColumnCount)
 	byKey := make(map[itemKey]int, len(chunk))
 	for i := range chunk {
@@ -171,6 +190,46 @@ func (db *DB) insertItemChunk(ctx context.Context, q Querier, chunk []Item, now 
 			return fmt.Errorf("insert items: unexpected row batch %d name %q", x.key.batchID, x.key.name)
 		}
 		chunk[i].ID = x.id
+	}
+	return nil
+}
+
+// promptKey identifies a prompt row of a batch by its content.
+type promptKey struct {
+	batchID          int64
+	prompt, negative string
+}
+
+// insertPrompts stores the prompts of chunk's items, once for the items of
+// a batch that share the same prompt and negative prompt (the n images of
+// a row), numbering them after the batch's last, and sets each item's
+// promptSeq.
+func (db *DB) insertPrompts(ctx context.Context, q Querier, chunk []Item) error {
+	seqs := make(map[promptKey]int64)
+	last := make(map[int64]int64) // batch → its highest seq so far
+	var args []any
+	rows := 0
+	for i := range chunk {
+		it := &chunk[i]
+		k := promptKey{it.BatchID, it.Prompt, it.NegativePrompt}
+		if seq, ok := seqs[k]; ok {
+			it.promptSeq = seq
+			continue
+		}
+		top, known := last[it.BatchID]
+		if !known {
+			if err := q.QueryRowContext(ctx, db.q(`SELECT COALESCE(MAX(seq), 0) FROM item_prompts WHERE batch_id = ?`),
+				it.BatchID).Scan(&top); err != nil {
+				return fmt.Errorf("insert prompts: %w", err)
+			}
+		}
+		top++
+		last[it.BatchID], seqs[k], it.promptSeq = top, top, top
+		args = append(args, it.BatchID, top, it.Prompt, it.NegativePrompt)
+		rows++
+	}
+	if _, err := q.ExecContext(ctx, db.q(insertRows("item_prompts", `batch_id, seq, prompt, negative_prompt`, rows, "")), args...); err != nil {
+		return fmt.Errorf("insert prompts: %w", err)
 	}
 	return nil
 }
