@@ -36,7 +36,7 @@ const benchUsage = `Usage:
   bulkgen-bench ratelimit [--images 300] [--rpm 120] [--latency 500ms] [--window 1m]
       Runs a batch against a local OpenAI contract server that allows --rpm
       requests a minute, with the limit configured and without: rate, 429s.
-` + benchServeUsageLine
+` + benchServeUsageLine + benchLifecycleUsageLine
 
 func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -50,6 +50,8 @@ func cmdBench(ctx context.Context, args []string, getenv env, stdout, stderr io.
 		return benchRun(ctx, args[1:], getenv, stdout, stderr)
 	case "ratelimit":
 		return benchRateLimit(ctx, args[1:], stdout, stderr)
+	case "lifecycle":
+		return benchLifecycle(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return benchServe(ctx, args[1:], stdout, stderr)
 	default:

@@ -349,7 +349,7 @@ func (b *serveBench) run(ctx context.Context) ([]serveResult, error) {
 // its server used, stopped, for the caller to remove ("" when the server
 // did not start).
 func (b *serveBench) runOne(ctx context.Context, scenario, dbName string) (_ serveResult, dir string, _ error) {
-	env, err := startBenchServer(ctx, b, dbName)
+	env, err := startBenchServer(ctx, b, dbName, true)
 	if err != nil {
 		return serveResult{}, "", err
 	}
@@ -403,7 +403,9 @@ type benchServer struct {
 	hc      *http.Client
 }
 
-func startBenchServer(ctx context.Context, b *serveBench, dbName string) (env *benchServer, err error) {
+// startBenchServer starts a server for b on dbName, its workers running
+// when work is set (without them, every job stays queued).
+func startBenchServer(ctx context.Context, b *serveBench, dbName string, work bool) (env *benchServer, err error) {
 	dir, err := os.MkdirTemp("", "bulkgen-bench-serve-")
 	if err != nil {
 		return nil, err
@@ -445,6 +447,9 @@ func startBenchServer(ctx context.Context, b *serveBench, dbName string) (env *b
 	env.base = "http://" + ln.Addr().String()
 	env.httpSrv = &http.Server{Handler: env.app.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = env.httpSrv.Serve(ln) }()
+	if !work {
+		return env, nil
+	}
 	if err := env.app.StartWorkers(ctx); err != nil {
 		return env, err
 	}
@@ -459,7 +464,7 @@ func (env *benchServer) stop() {
 	}
 	if env.app != nil {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_ = env.app.River.Stop(stopCtx)
+		_ = env.app.River.Stop(stopCtx) // an error when it never started
 		cancel()
 		env.app.Close()
 	}

@@ -164,12 +164,21 @@ func scanQueuedItem(r interface{ Scan(...any) error }) (QueuedItem, error) {
 }
 
 // ItemsWithoutJob returns up to limit of batch's pending items with id
-// above after that have no job: the items a submission, a resume or a
-// retry queues, a chunk at a time.
+// above after that have no job that may still run: the items a
+// submission, a resume or a retry queues, a chunk at a time. An item's job
+// is found by primary key (items.job_id); a pause deletes the jobs without
+// unlinking the items, which would be a second write of every item.
 func (db *DB) ItemsWithoutJob(ctx context.Context, q Querier, batchID, after int64, limit int) ([]QueuedItem, error) {
+	args := []any{batchID, string(ItemPending), after}
+	for _, s := range LiveJobStates {
+		args = append(args, string(s))
+	}
+	args = append(args, limit)
 	rows, err := q.QueryContext(ctx, db.q(`SELECT id, provider FROM items
-		WHERE batch_id = ? AND status = ? AND job_id IS NULL AND id > ? ORDER BY id LIMIT ?`),
-		batchID, string(ItemPending), after, limit)
+		WHERE batch_id = ? AND status = ? AND id > ?
+		AND (job_id IS NULL OR NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = items.job_id
+			AND j.state IN (`+placeholders(len(LiveJobStates))+`)))
+		ORDER BY id LIMIT ?`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("find unqueued items of batch %d: %w", batchID, err)
 	}
@@ -199,10 +208,10 @@ func (db *DB) SetItemJobs(ctx context.Context, q Querier, links []ItemJob) error
 }
 
 // DropWaitingJobs deletes the River jobs of batch's items in status (any
-// status when "") that have not started (or wait for a retry), and unlinks
-// those items from them, so that a resume queues them again. A job that is running is left
-// to finish: it finds its item canceled or its batch paused. It returns
-// how many jobs it deleted. The jobs are found through items.job_id and
+// status when "") that have not started (or wait for a retry); a resume
+// queues them again (ItemsWithoutJob finds them). A job that is running is
+// left to finish: it finds its item canceled or its batch paused. It
+// returns how many jobs it deleted. The jobs are found through items.job_id and
 // river_job's primary key, so the work grows with the batch, whatever
 // the size of the queue or the state of the planner's statistics.
 func (db *DB) DropWaitingJobs(ctx context.Context, q Querier, batchID int64, status ItemStatus) (int64, error) {
@@ -223,11 +232,6 @@ func (db *DB) DropWaitingJobs(ctx context.Context, q Querier, batchID int64, sta
 	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("drop jobs of batch %d: %w", batchID, err)
-	}
-	if _, err := q.ExecContext(ctx, db.q(`UPDATE items SET job_id = NULL
-		WHERE batch_id = ? AND job_id IS NOT NULL
-		AND NOT EXISTS (SELECT 1 FROM river_job j WHERE j.id = items.job_id)`), batchID); err != nil {
-		return 0, fmt.Errorf("unlink jobs of batch %d: %w", batchID, err)
 	}
 	return n, nil
 }
@@ -260,12 +264,26 @@ type Moved struct {
 // items. Retrying a batch's failed items and canceling its pending ones are
 // such moves.
 func (db *DB) MoveBatchItems(ctx context.Context, q Querier, batchID int64, from, to ItemStatus) (Moved, error) {
-	rows, err := q.QueryContext(ctx, db.q(`UPDATE items SET status = ?, error = '', error_class = '', job_id = NULL, updated_at = ?
-		WHERE batch_id = ? AND status = ? RETURNING cost_estimate`), string(to), db.timeArg(db.timestamp()), batchID, string(from))
+	update := `UPDATE items SET status = ?, error = '', error_class = '', job_id = NULL, updated_at = ?
+		WHERE batch_id = ? AND status = ?`
+	args := []any{string(to), db.timeArg(db.timestamp()), batchID, string(from)}
+	var m Moved
+	if db.dialect == Postgres {
+		// The sum is taken in the statement that moves the items (a
+		// separate SUM first could count an item a worker starts in
+		// between); PostgreSQL sums the moved rows itself, where
+		// RETURNING would ship a 100,000-item batch's rows to the client.
+		err := q.QueryRowContext(ctx, db.q(`WITH moved AS (`+update+` RETURNING cost_estimate)
+			SELECT COUNT(*), CAST(COALESCE(SUM(cost_estimate), 0) AS BIGINT) FROM moved`), args...).Scan(&m.Count, &m.Estimate)
+		if err != nil {
+			return Moved{}, fmt.Errorf("move items of batch %d from %s to %s: %w", batchID, from, to, err)
+		}
+		return m, nil
+	}
+	rows, err := q.QueryContext(ctx, db.q(update+` RETURNING cost_estimate`), args...)
 	if err != nil {
 		return Moved{}, fmt.Errorf("move items of batch %d from %s to %s: %w", batchID, from, to, err)
 	}
-	var m Moved
 	err = eachRow("move items", func(r Rows) error {
 		var est int64
 		if err := r.Scan(&est); err != nil {
