@@ -47,7 +47,7 @@ Usage:
   bulkgen serve [flags]                the web service: REST API, OpenAI-compatible endpoint, workers
   bulkgen worker [flags]               image workers only, next to a server on the same database
   bulkgen migrate [flags]              apply the database migrations and print them
-  bulkgen admin COMMAND [flags]        create-token, create-admin, resume-provider, sweep-files
+  bulkgen admin COMMAND [flags]        create-token, create-admin, credits, resume-provider, sweep-files
   bulkgen version                      print the version
 
 Run 'bulkgen COMMAND -h' for a command's flags.

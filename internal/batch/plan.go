@@ -73,213 +73,288 @@ func (p Problem) Error() string {
 // row is skipped whole, so that its images are not half made). yield may
 // return false to stop early. Most callers want PlanRows, which reads a
 // whole input and sums it up.
+//
+// The row goes through the steps below in order; each step either fills in
+// more of the row's plan or stops it with a problem.
 func (p *Planner) Plan(row input.Row, yield func(generate.Request) bool) []Problem {
 	p.rowCount++
-	prob := func(field, format string, args ...any) []Problem {
-		return []Problem{{File: row.File, Line: row.Line, Field: field, Message: fmt.Sprintf(format, args...)}}
+	r := &rowPlan{row: row}
+	if pr := p.readNumbers(r); pr != nil {
+		return pr
 	}
-	get := func(field, def string) string {
-		if v, ok := row.Values[field]; ok && strings.TrimSpace(v) != "" {
-			return strings.TrimSpace(v)
-		}
-		return def
+	if pr := p.readTemplates(r); pr != nil {
+		return pr
 	}
-	d := p.cfg.Defaults
-	for k, v := range row.Values {
-		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
-			return prob(k, "%s", errNUL)
-		}
+	if pr := p.countImages(r); pr != nil {
+		return pr
 	}
+	if pr := p.readSpec(r); pr != nil {
+		return pr
+	}
+	if pr := p.expandPrompts(r); pr != nil {
+		return pr
+	}
+	if pr := p.checkPrompts(r); pr != nil {
+		return pr
+	}
+	return p.emit(r, yield)
+}
 
-	// Numbers first: they decide how many images the row makes.
-	n := max(d.N, 1)
-	if v := get(input.FieldN, ""); v != "" {
+// rowPlan is one row on its way through Plan.
+type rowPlan struct {
+	row     input.Row
+	n       int   // images per prompt, the row's n
+	seed    int64 // the row's seed: given, a default, or derived from the row
+	hasSeed bool
+	opts    map[string]string
+
+	tmpl, negTmpl     *expand.Template // nil when literal
+	promptSrc, negSrc string
+	draws             int // prompts drawn from the template: n, or 1
+	spec              catalog.Spec
+	prompts           []prompt
+	resolved          catalog.Resolved
+	warnings          []string
+}
+
+type prompt struct{ text, neg string }
+
+// problem is r's one problem, on field.
+func (r *rowPlan) problem(field, format string, args ...any) []Problem {
+	return []Problem{{File: r.row.File, Line: r.row.Line, Field: field, Message: fmt.Sprintf(format, args...)}}
+}
+
+// get is the row's trimmed value of field, or def when it has none.
+func (r *rowPlan) get(field, def string) string {
+	if v, ok := r.row.Values[field]; ok && strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	return def
+}
+
+// readNumbers refuses text no database holds and reads what decides how
+// many images the row makes and their seeds, and the provider options.
+func (p *Planner) readNumbers(r *rowPlan) []Problem {
+	d := p.cfg.Defaults
+	for k, v := range r.row.Values {
+		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
+			return r.problem(k, "%s", errNUL)
+		}
+	}
+	r.n = max(d.N, 1)
+	if v := r.get(input.FieldN, ""); v != "" {
 		k, err := strconv.Atoi(v)
 		if err != nil || k < 1 {
-			return prob(input.FieldN, "%q is not a whole number of images (1 or more)", v)
+			return r.problem(input.FieldN, "%q is not a whole number of images (1 or more)", v)
 		}
-		n = k
+		r.n = k
 	}
-	seed, hasSeed := d.Seed, d.HasSeed
-	if v := get(input.FieldSeed, ""); v != "" {
+	r.seed, r.hasSeed = d.Seed, d.HasSeed
+	if v := r.get(input.FieldSeed, ""); v != "" {
 		s, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || s < 0 || s > MaxSeed {
-			return prob(input.FieldSeed, "%q is not a seed between 0 and %d", v, MaxSeed)
+			return r.problem(input.FieldSeed, "%q is not a seed between 0 and %d", v, MaxSeed)
 		}
-		seed, hasSeed = s, true
+		r.seed, r.hasSeed = s, true
 	}
-
-	// Expansion only reads the variables, so the row's own map serves.
-	vars := row.Values
-	opts := maps.Clone(d.Options)
-	for k, v := range row.Values {
+	r.opts = maps.Clone(d.Options)
+	for k, v := range r.row.Values {
 		if name, ok := strings.CutPrefix(k, input.OptPrefix); ok && name != "" {
-			if opts == nil {
-				opts = map[string]string{}
+			if r.opts == nil {
+				r.opts = map[string]string{}
 			}
-			opts[name] = v
+			r.opts[name] = v
 		}
 	}
+	return nil
+}
 
-	// The prompt: the batch template, or the row's own prompt as a template.
-	tmpl := p.template
-	promptSrc := row.Values[input.FieldPrompt]
-	if tmpl == nil {
-		if strings.TrimSpace(promptSrc) == "" {
-			return prob(input.FieldPrompt, "no prompt: the row has no prompt value and the batch has no prompt template")
+// readTemplates finds the row's prompt template (the batch's, or the
+// row's own prompt read as one) and negative prompt template, and derives
+// the row's seed when none was given.
+func (p *Planner) readTemplates(r *rowPlan) []Problem {
+	r.tmpl = p.template
+	r.promptSrc = r.row.Values[input.FieldPrompt]
+	if r.tmpl == nil {
+		if strings.TrimSpace(r.promptSrc) == "" {
+			return r.problem(input.FieldPrompt, "no prompt: the row has no prompt value and the batch has no prompt template")
 		}
-		if !row.Literal {
-			t, err := p.parse(promptSrc)
+		if !r.row.Literal {
+			t, err := p.parse(r.promptSrc)
 			if err != nil {
-				return prob(input.FieldPrompt, "%v", err)
+				return r.problem(input.FieldPrompt, "%v", err)
 			}
 			if !t.IsLiteral() {
-				tmpl = t
+				r.tmpl = t
 			}
 		}
 	}
-	negSrc := get(input.FieldNegativePrompt, d.NegativePrompt)
-	var negTmpl *expand.Template
-	if negSrc != "" && !row.Literal && strings.ContainsAny(negSrc, "{_") {
-		t, err := expand.Parse(negSrc)
+	r.negSrc = r.get(input.FieldNegativePrompt, p.cfg.Defaults.NegativePrompt)
+	if r.negSrc != "" && !r.row.Literal && strings.ContainsAny(r.negSrc, "{_") {
+		t, err := expand.Parse(r.negSrc)
 		if err != nil {
-			return prob(input.FieldNegativePrompt, "%v", err)
+			return r.problem(input.FieldNegativePrompt, "%v", err)
 		}
 		if !t.IsLiteral() {
-			negTmpl = t
+			r.negTmpl = t
 		}
 	}
-	if !hasSeed {
-		seed = expand.DeriveSeed("row", strconv.Itoa(row.Line), promptSrc, negSrc, varsDigest(vars))
+	if !r.hasSeed {
+		r.seed = expand.DeriveSeed("row", strconv.Itoa(r.row.Line), r.promptSrc, r.negSrc, varsDigest(r.row.Values))
 	}
+	return nil
+}
 
+// countImages refuses a row that would make more images than one row may.
+// Without combinations, each of the row's n images draws its own variants
+// (with its own seed), so that "a {red|blue} cup" with n=2 can make one of
+// each.
+func (p *Planner) countImages(r *rowPlan) []Problem {
 	combos := int64(1)
-	if tmpl != nil {
-		c, err := p.expander.Count(tmpl, vars)
+	if r.tmpl != nil {
+		c, err := p.expander.Count(r.tmpl, r.row.Values)
 		if err != nil {
-			return prob(input.FieldPrompt, "%v", err)
+			return r.problem(input.FieldPrompt, "%v", err)
 		}
 		combos = c
 	}
-	if total := combos * int64(n); total > p.limit || total < 0 {
-		return prob(input.FieldN, "the row would make %d images (%d prompts × n=%d), more than the limit of %d per row", total, combos, n, p.limit)
+	if total := combos * int64(r.n); total > p.limit || total < 0 {
+		return r.problem(input.FieldN, "the row would make %d images (%d prompts × n=%d), more than the limit of %d per row", total, combos, r.n, p.limit)
 	}
+	r.draws = 1
+	if r.tmpl != nil && !p.expander.Combinatorial && r.tmpl.HasChoices() {
+		r.draws = r.n
+	}
+	return nil
+}
 
-	spec := catalog.Spec{
-		Model:          get(input.FieldModel, d.Model),
-		Size:           get(input.FieldSize, d.Size),
-		AspectRatio:    get(input.FieldAspectRatio, d.AspectRatio),
-		Quality:        get(input.FieldQuality, d.Quality),
-		Format:         strings.ToLower(get(input.FieldFormat, d.Format)),
-		Style:          get(input.FieldStyle, d.Style),
+// readSpec reads the row's request to the catalogue: model, size, ratio,
+// quality, format, style.
+func (p *Planner) readSpec(r *rowPlan) []Problem {
+	d := p.cfg.Defaults
+	r.spec = catalog.Spec{
+		Model:          r.get(input.FieldModel, d.Model),
+		Size:           r.get(input.FieldSize, d.Size),
+		AspectRatio:    r.get(input.FieldAspectRatio, d.AspectRatio),
+		Quality:        r.get(input.FieldQuality, d.Quality),
+		Format:         strings.ToLower(r.get(input.FieldFormat, d.Format)),
+		Style:          r.get(input.FieldStyle, d.Style),
 		N:              1, // bulkgen makes one image per provider call
-		HasSeed:        hasSeed,
-		NegativePrompt: negSrc,
+		HasSeed:        r.hasSeed,
+		NegativePrompt: r.negSrc,
 	}
-	if spec.Model == "" {
-		return prob(input.FieldModel, "no model given: set the batch's default model or a model column")
+	if r.spec.Model == "" {
+		return r.problem(input.FieldModel, "no model given: set the batch's default model or a model column")
 	}
-	if spec.Size != "" {
-		w, h, err := catalog.ParseSize(spec.Size)
+	if r.spec.Size != "" {
+		w, h, err := catalog.ParseSize(r.spec.Size)
 		if err != nil {
-			return prob(input.FieldSize, "%v", err)
+			return r.problem(input.FieldSize, "%v", err)
 		}
-		spec.Width, spec.Height = w, h
+		r.spec.Width, r.spec.Height = w, h
 	}
+	return nil
+}
 
-	// Collect the prompts first (bounded by the limit) so that a problem in
-	// any of them skips the whole row before anything is yielded. Without
-	// combinations, each of the row's n images draws its own variants
-	// (with its own seed), so that "a {red|blue} cup" with n=2 can make
-	// one of each.
-	type prompt struct{ text, neg string }
-	draws := 1
-	if tmpl != nil && !p.expander.Combinatorial && tmpl.HasChoices() {
-		draws = n
-	}
-	var prompts []prompt
-	for k := range draws {
-		if tmpl == nil {
-			prompts = append(prompts, prompt{text: promptSrc})
+// expandPrompts collects the row's prompts (bounded by the limit) before
+// anything is yielded, so that a problem in any of them skips the whole
+// row.
+func (p *Planner) expandPrompts(r *rowPlan) []Problem {
+	for k := range r.draws {
+		if r.tmpl == nil {
+			r.prompts = append(r.prompts, prompt{text: r.promptSrc})
 			continue
 		}
-		err := p.expander.Expand(tmpl, vars, imageSeed(seed, k), func(_ int, s string) bool {
-			prompts = append(prompts, prompt{text: s})
+		err := p.expander.Expand(r.tmpl, r.row.Values, imageSeed(r.seed, k), func(_ int, s string) bool {
+			r.prompts = append(r.prompts, prompt{text: s})
 			return true
 		})
 		if err != nil {
-			return prob(input.FieldPrompt, "%v", err)
+			return r.problem(input.FieldPrompt, "%v", err)
 		}
 	}
-	var resolved catalog.Resolved
-	for i := range prompts {
-		neg := negSrc
-		if negTmpl != nil {
+	for i := range r.prompts {
+		r.prompts[i].neg = r.negSrc
+		if r.negTmpl != nil {
 			var out string
-			if err := p.expander.Expand(negTmpl, vars, seed, func(_ int, s string) bool { out = s; return false }); err != nil {
-				return prob(input.FieldNegativePrompt, "%v", err)
+			if err := p.expander.Expand(r.negTmpl, r.row.Values, r.seed, func(_ int, s string) bool { out = s; return false }); err != nil {
+				return r.problem(input.FieldNegativePrompt, "%v", err)
 			}
-			neg = out
+			r.prompts[i].neg = out
 		}
-		prompts[i].neg = neg
-		if strings.TrimSpace(prompts[i].text) == "" {
-			return prob(input.FieldPrompt, "the prompt is empty after expansion")
+		if strings.TrimSpace(r.prompts[i].text) == "" {
+			return r.problem(input.FieldPrompt, "the prompt is empty after expansion")
 		}
-		spec.Prompt, spec.NegativePrompt = prompts[i].text, neg
-		r, ps := p.catalog.Check(spec, p.cfg.Now)
+	}
+	return nil
+}
+
+// checkPrompts checks every prompt of the row against the catalogue, and
+// that the model's provider can run here.
+func (p *Planner) checkPrompts(r *rowPlan) []Problem {
+	for _, pr := range r.prompts {
+		r.spec.Prompt, r.spec.NegativePrompt = pr.text, pr.neg
+		res, ps := p.catalog.Check(r.spec, p.cfg.Now)
 		if len(ps) > 0 {
-			var problems []Problem
-			for _, q := range ps {
-				problems = append(problems, Problem{File: row.File, Line: row.Line, Field: q.Field, Message: q.Msg})
+			problems := make([]Problem, len(ps))
+			for i, q := range ps {
+				problems[i] = Problem{File: r.row.File, Line: r.row.Line, Field: q.Field, Message: q.Msg}
 			}
 			return problems
 		}
-		resolved = r
+		r.resolved = res
 	}
-	warnings := resolved.Warnings
+	r.warnings = r.resolved.Warnings
 	if p.cfg.Available != nil {
-		if err := p.cfg.Available(resolved.Model.Provider); err != nil {
+		m := r.resolved.Model
+		if err := p.cfg.Available(m.Provider); err != nil {
 			if !p.cfg.DryRun {
-				return prob(input.FieldModel, "%s: %v", resolved.Model.ID, err)
+				return r.problem(input.FieldModel, "%s: %v", m.ID, err)
 			}
 			// A dry run prices what the user cannot run yet: that is how
 			// they find out what it would cost before getting a key.
-			warnings = append(warnings[:len(warnings):len(warnings)], fmt.Sprintf("%s cannot run here yet: %v", resolved.Model.ID, err))
+			w := r.warnings
+			r.warnings = append(w[:len(w):len(w)], fmt.Sprintf("%s cannot run here yet: %v", m.ID, err))
 		}
 	}
+	return nil
+}
 
-	recorded := RecordVars(row.Values)
-	nameSrc := get(input.FieldName, "")
-	perPrompt := n
-	if draws > 1 {
+// emit yields the row's requests: each prompt n times (or, for drawn
+// prompts, once each), with consecutive seeds and their file names.
+func (p *Planner) emit(r *rowPlan, yield func(generate.Request) bool) []Problem {
+	recorded := RecordVars(r.row.Values)
+	nameSrc := r.get(input.FieldName, "")
+	perPrompt := r.n
+	if r.draws > 1 {
 		perPrompt = 1 // each draw is one of the row's n images
 	}
-	idx := 0
-	for c, pr := range prompts {
+	res, idx := r.resolved, 0
+	for c, pr := range r.prompts {
 		for k := range perPrompt {
 			idx++
 			req := generate.Request{
-				SourceFile: row.File, SourceLine: row.Line, Row: p.rowCount, Index: idx,
-				Model: resolved.Model.ID, Provider: resolved.Model.Provider, RemoteModel: resolved.Model.RemoteID,
+				SourceFile: r.row.File, SourceLine: r.row.Line, Row: p.rowCount, Index: idx,
+				Model: res.Model.ID, Provider: res.Model.Provider, RemoteModel: res.Model.RemoteID,
 				Prompt: pr.text, NegativePrompt: pr.neg,
-				Width: resolved.Width, Height: resolved.Height, AspectRatio: resolved.AspectRatio,
-				Quality: resolved.Quality, Style: resolved.Style, Format: resolved.Format,
-				Seed: imageSeed(seed, c*perPrompt+k), Options: opts, Vars: recorded,
-				Price: resolved.PricePerImage, Warnings: warnings,
+				Width: res.Width, Height: res.Height, AspectRatio: res.AspectRatio,
+				Quality: res.Quality, Style: res.Style, Format: res.Format,
+				Seed: imageSeed(r.seed, c*perPrompt+k), Options: r.opts, Vars: recorded,
+				Price: res.PricePerImage, Warnings: r.warnings,
 			}
 			if nameSrc != "" {
 				req.ExplicitName = true
 				req.Name = sanitizePath(nameSrc)
 				if req.Name == "" {
-					return prob(input.FieldName, "%q is not usable as a file name", nameSrc)
+					return r.problem(input.FieldName, "%q is not usable as a file name", nameSrc)
 				}
-				if len(prompts)*perPrompt > 1 {
+				if len(r.prompts)*perPrompt > 1 {
 					req.Name += "-" + strconv.Itoa(idx)
 				}
 			} else {
-				name, err := p.name.Render(expand.NameFields{Row: p.rowCount, N: idx, Seed: req.Seed, Model: req.Model, Date: p.date}, vars)
+				name, err := p.name.Render(expand.NameFields{Row: p.rowCount, N: idx, Seed: req.Seed, Model: req.Model, Date: p.date}, r.row.Values)
 				if err != nil {
-					return prob(input.FieldName, "%v", err)
+					return r.problem(input.FieldName, "%v", err)
 				}
 				req.Name = name
 			}
