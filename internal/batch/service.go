@@ -273,93 +273,123 @@ func (s *Service) write(ctx context.Context, spec Spec, cfg Config, in Input, pl
 	if err != nil {
 		return store.Batch{}, err
 	}
-	row := store.Batch{
-		WorkspaceID: spec.WorkspaceID, ProjectID: spec.ProjectID, UserID: spec.UserID, Name: spec.Name,
-		SourceFile: spec.SourceFile, Template: cfg.Template, Defaults: defaults, NamingTemplate: cfg.NameTemplate,
-		Submitting: true,
-	}
 	second, err := NewPlanner(cfg)
 	if err != nil {
 		return store.Batch{}, err
 	}
-	var b store.Batch
-	names := &expand.Unique{}
-	var chunk []store.Item
-	written := false
-	insert := func(final bool) error {
-		return s.DB.Tx(ctx, func(tx *sql.Tx) error {
-			if !written {
-				var err error
-				if b, err = s.DB.CreateBatch(ctx, tx, row); err != nil {
-					return err
-				}
-				written = true
-			}
-			for i := range chunk {
-				chunk[i].BatchID = b.ID
-			}
-			if err := s.DB.InsertItems(ctx, tx, chunk); err != nil {
-				return err
-			}
-			if !final {
-				return nil
-			}
-			return s.finishSubmit(ctx, tx, b, plan)
-		})
-	}
-	fail := func(err error) (store.Batch, error) {
-		if written {
-			// The batch is still submitting (nothing of it runs): remove it,
-			// or leave it to Repair if even that fails.
-			if derr := s.DB.Tx(context.WithoutCancel(ctx), func(tx *sql.Tx) error { return s.DB.DeleteBatchByID(ctx, tx, b.ID) }); derr != nil {
-				s.logger().WarnContext(ctx, "cannot remove a batch whose creation failed; it is removed at the next start", "batch_id", b.ID, "err", derr)
-			}
-		}
-		return store.Batch{}, err
-	}
-	count := 0
-	providers := map[string]bool{}
-	err = planInput(ctx, second, in, func(req generate.Request) error {
-		count++
-		providers[req.Provider] = true
-		chunk = append(chunk, itemOf(req, spec.WorkspaceID, names.Claim(req.Name)))
-		if len(chunk) < submitChunk || count == plan.Images {
-			return nil
-		}
-		if err := insert(false); err != nil {
-			return err
-		}
-		chunk = chunk[:0]
-		return nil
-	})
-	if err == nil && count != plan.Images {
-		err = fmt.Errorf("the input changed while it was being read: %d images planned, then %d", plan.Images, count)
+	sub := &submission{s: s, ctx: ctx, plan: plan, workspaceID: spec.WorkspaceID, providers: map[string]bool{},
+		row: store.Batch{
+			WorkspaceID: spec.WorkspaceID, ProjectID: spec.ProjectID, UserID: spec.UserID, Name: spec.Name,
+			SourceFile: spec.SourceFile, Template: cfg.Template, Defaults: defaults, NamingTemplate: cfg.NameTemplate,
+			Submitting: true,
+		}}
+	err = planInput(ctx, second, in, sub.add)
+	if err == nil && sub.count != plan.Images {
+		err = fmt.Errorf("the input changed while it was being read: %d images planned, then %d", plan.Images, sub.count)
 	}
 	if err == nil {
-		err = insert(true)
+		err = sub.flush(true)
 	}
 	if err != nil {
-		return fail(err)
+		sub.abandon()
+		return store.Batch{}, err
 	}
-	b.Submitting, b.Status = false, store.BatchQueued
-	b.TotalCount, b.CostEstimate, b.Reserved = int64(plan.Images), plan.Cost, plan.Cost
+	sub.start()
+	return sub.b, nil
+}
+
+// submission writes one batch in chunks: Create's second pass.
+type submission struct {
+	s           *Service
+	ctx         context.Context
+	plan        Summary
+	workspaceID int64
+	row         store.Batch // the batch to create, submitting
+	b           store.Batch // the batch created, once written
+	written     bool
+	chunk       []store.Item
+	names       expand.Unique
+	count       int
+	providers   map[string]bool
+}
+
+// add takes the next planned request, writing a chunk when it is full
+// (the last chunk is flush's, with the reservation).
+func (sub *submission) add(req generate.Request) error {
+	sub.count++
+	sub.providers[req.Provider] = true
+	sub.chunk = append(sub.chunk, itemOf(req, sub.workspaceID, sub.names.Claim(req.Name)))
+	if len(sub.chunk) < submitChunk || sub.count == sub.plan.Images {
+		return nil
+	}
+	if err := sub.flush(false); err != nil {
+		return err
+	}
+	sub.chunk = sub.chunk[:0]
+	return nil
+}
+
+// flush writes the chunk in a transaction of its own (the first one
+// creating the batch); the final one also reserves the credits and makes
+// the batch visible (finishSubmit).
+func (sub *submission) flush(final bool) error {
+	s, ctx := sub.s, sub.ctx
+	return s.DB.Tx(ctx, func(tx *sql.Tx) error {
+		if !sub.written {
+			var err error
+			if sub.b, err = s.DB.CreateBatch(ctx, tx, sub.row); err != nil {
+				return err
+			}
+			sub.written = true
+		}
+		for i := range sub.chunk {
+			sub.chunk[i].BatchID = sub.b.ID
+		}
+		if err := s.DB.InsertItems(ctx, tx, sub.chunk); err != nil {
+			return err
+		}
+		if !final {
+			return nil
+		}
+		return s.finishSubmit(ctx, tx, sub.b, sub.plan)
+	})
+}
+
+// abandon removes a batch whose writing failed. It is still submitting
+// (nothing of it runs); should even this fail, Repair removes it later.
+func (sub *submission) abandon() {
+	if !sub.written {
+		return
+	}
+	ctx := context.WithoutCancel(sub.ctx)
+	if err := sub.s.DB.Tx(ctx, func(tx *sql.Tx) error { return sub.s.DB.DeleteBatchByID(ctx, tx, sub.b.ID) }); err != nil {
+		sub.s.logger().WarnContext(ctx, "cannot remove a batch whose creation failed; it is removed at the next start",
+			"batch_id", sub.b.ID, "err", err)
+	}
+}
+
+// start wakes the workers for the jobs queued with the reservation and
+// queues the rest, a chunk at a time.
+func (sub *submission) start() {
+	s, plan := sub.s, sub.plan
+	sub.b.Submitting, sub.b.Status = false, store.BatchQueued
+	sub.b.TotalCount, sub.b.CostEstimate, sub.b.Reserved = int64(plan.Images), plan.Cost, plan.Cost
 	if s.Wake != nil {
 		var queues []string
-		for p := range providers {
+		for p := range sub.providers {
 			queues = append(queues, QueueFor(p))
 		}
 		s.Wake(queues)
 	}
-	if plan.Images > submitChunk {
-		// The first chunk's jobs went with the reservation; the rest follow.
-		if err := s.enqueuePending(ctx, b.ID); err != nil {
-			// The batch exists and is paid for: Repair queues what is
-			// missing at the next start, so the request reports success.
-			s.logger().ErrorContext(ctx, "batch created, but not all its jobs could be queued; they are queued at the next start",
-				"batch_id", b.ID, "err", err)
-		}
+	if plan.Images <= submitChunk {
+		return
 	}
-	return b, nil
+	if err := s.enqueuePending(sub.ctx, sub.b.ID); err != nil {
+		// The batch exists and is paid for: Repair queues what is missing
+		// at the next start, so the request reports success.
+		s.logger().ErrorContext(sub.ctx, "batch created, but not all its jobs could be queued; they are queued at the next start",
+			"batch_id", sub.b.ID, "err", err)
+	}
 }
 
 // finishSubmit, in the last chunk's transaction, reserves the batch's

@@ -238,57 +238,65 @@ func (c *committer) apply(p *store.Pipeline, group []*record) (done map[int64]bo
 	if err != nil {
 		return nil, err
 	}
-	charges := make([]store.ImageCharge, 0, len(owners))
-	deltas := map[int64]*store.BatchDelta{}
-	var order []int64
-	usage := map[store.UsageDelta]*store.UsageDelta{}
-	month := ledger.Month(time.Now())
 	for _, s := range owners {
 		attempts = append(attempts, s.attempt)
-		it := s.item
-		charges = append(charges, store.ImageCharge{Generation: s.image.Generation,
-			Entry: ledger.Charge(it.WorkspaceID, it.BatchID, it.ID, s.image.Generation, s.run.Attempt, it.CostEstimate, it.Model)})
-		d := deltas[it.BatchID]
-		if d == nil {
-			d = &store.BatchDelta{BatchID: it.BatchID}
-			deltas[it.BatchID] = d
-			order = append(order, it.BatchID)
-		}
-		d.Add(store.BatchDelta{Succeeded: 1, Spent: it.CostEstimate, Reserved: -it.CostEstimate})
-		k := store.UsageDelta{WorkspaceID: it.WorkspaceID, Month: month, Model: it.Model}
-		u := usage[k]
-		if u == nil {
-			u = &k
-			usage[k] = u
-		}
-		u.Images++
-		u.Credits += it.CostEstimate
 	}
 	if err := c.db.RecordAttempts(p, attempts); err != nil {
 		return nil, err
 	}
-	if err := c.db.ChargeImages(p, charges); err != nil {
+	w := successWrites(owners)
+	if err := c.db.ChargeImages(p, w.charges); err != nil {
 		return nil, err
-	}
-	counts := make([]store.BatchDelta, 0, len(order))
-	for _, id := range order {
-		counts = append(counts, *deltas[id])
 	}
 	done = map[int64]bool{}
-	if err := c.db.AddBatchCountsMany(p, counts, func(id int64) { done[id] = true }); err != nil {
+	if err := c.db.AddBatchCountsMany(p, w.counts, func(id int64) { done[id] = true }); err != nil {
 		return nil, err
 	}
-	uds := make([]store.UsageDelta, 0, len(usage))
-	for _, u := range usage {
-		uds = append(uds, *u)
-	}
-	if err := c.db.AddUsage(p, uds); err != nil {
+	if err := c.db.AddUsage(p, w.usage); err != nil {
 		return nil, err
 	}
 	for i, s := range owners {
 		s.ref = &refs[i] // filled in when the round, with the commit, is sent
 	}
 	return done, nil
+}
+
+// writes are the rows a group's images add beyond themselves: a charge
+// each, and the changes to their batches' counters and to the month's
+// usage, one row per batch and per workspace and model.
+type writes struct {
+	charges []store.ImageCharge
+	counts  []store.BatchDelta
+	usage   []store.UsageDelta
+}
+
+func successWrites(owners []*successRecord) writes {
+	var w writes
+	counts := map[int64]int{}           // batch → index in w.counts
+	usage := map[store.UsageDelta]int{} // (workspace, month, model) → index in w.usage
+	month := ledger.Month(time.Now())
+	for _, s := range owners {
+		it := s.item
+		w.charges = append(w.charges, store.ImageCharge{Generation: s.image.Generation,
+			Entry: ledger.Charge(it.WorkspaceID, it.BatchID, it.ID, s.image.Generation, s.run.Attempt, it.CostEstimate, it.Model)})
+		i, ok := counts[it.BatchID]
+		if !ok {
+			i = len(w.counts)
+			counts[it.BatchID] = i
+			w.counts = append(w.counts, store.BatchDelta{BatchID: it.BatchID})
+		}
+		w.counts[i].Add(store.BatchDelta{Succeeded: 1, Spent: it.CostEstimate, Reserved: -it.CostEstimate})
+		k := store.UsageDelta{WorkspaceID: it.WorkspaceID, Month: month, Model: it.Model}
+		j, ok := usage[k]
+		if !ok {
+			j = len(w.usage)
+			usage[k] = j
+			w.usage = append(w.usage, k)
+		}
+		w.usage[j].Images++
+		w.usage[j].Credits += it.CostEstimate
+	}
+	return w
 }
 
 // markDone sets batchDone on one committed success of each batch in done:

@@ -291,8 +291,9 @@ func (w *ImageWorker) succeed(ctx context.Context, log *slog.Logger, job *river.
 }
 
 // fail records a failed provider call and decides what River does next:
-// wait out a Retry-After (snooze), retry with backoff (return the error),
-// or give up (item failed and its reservation released, job cancelled).
+// hand the job back (a shutdown), wait out a Retry-After (snooze), retry
+// with backoff (return the error), or give up (item failed and its
+// reservation released, job cancelled).
 func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job[ImageArgs], it store.Item, gen int64, cause error) error {
 	class := provider.ClassOf(cause)
 	if ctx.Err() != nil {
@@ -306,10 +307,6 @@ func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job
 	// The bookkeeping below must happen even when ctx is done.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-
-	policy := w.Policy.Normalized()
-	out := readJobOutput(job.Metadata)
-	retryAfter := provider.RetryAfterOf(cause)
 	attempt := store.Attempt{
 		ItemID: it.ID, WorkspaceID: it.WorkspaceID, Generation: gen, JobAttempt: int64(job.Attempt),
 		Status: store.AttemptFailed, ErrorClass: string(class), Error: cause.Error(), FinishedAt: time.Now(),
@@ -318,51 +315,84 @@ func (w *ImageWorker) fail(ctx context.Context, log *slog.Logger, job *river.Job
 	if errors.As(cause, &pe) {
 		attempt.RequestID = pe.RequestID
 	}
-	retry := func(status store.AttemptStatus) error {
-		attempt.Status = status
-		return w.DB.Tx(bg, func(tx *sql.Tx) error {
-			if _, err := w.DB.UpdateItemStatus(bg, tx, it.ID, store.ItemUpdate{
-				Status: store.ItemPending, Error: cause.Error(), ErrorClass: string(class),
-				Attempts: int64(job.Attempt), From: []store.ItemStatus{store.ItemRunning},
-			}); err != nil {
-				return err
-			}
-			_, err := w.DB.RecordAttempt(bg, tx, attempt)
-			return err
-		})
-	}
-
-	switch {
-	case errors.Is(ctx.Err(), context.Canceled):
-		// The process is shutting down (River's StopAndCancel): hand the
-		// job back without using up an attempt.
-		if err := retry(store.AttemptCanceled); err != nil {
+	out := readJobOutput(job.Metadata)
+	retryAfter := provider.RetryAfterOf(cause)
+	switch w.verdict(ctx, job, class, retryAfter, out) {
+	case handBack:
+		if err := w.backToPending(bg, it, job, class, cause, attempt, store.AttemptCanceled); err != nil {
 			return err
 		}
 		log.InfoContext(ctx, "image interrupted by shutdown; handed back to the queue")
 		return river.JobSnooze(0)
-	case class == provider.Retryable && retryAfter > 0 && out.RateLimited < policy.MaxThrottled:
+	case waitOut:
 		out.RateLimited++
 		_ = river.RecordOutput(ctx, out) // written when the run ends; outside River (a test) there is none
-		if err := retry(store.AttemptSnoozed); err != nil {
+		if err := w.backToPending(bg, it, job, class, cause, attempt, store.AttemptSnoozed); err != nil {
 			return err
 		}
 		log.InfoContext(ctx, "provider asked to wait", "retry_after", retryAfter, "snoozes", out.RateLimited)
 		return river.JobSnooze(retryAfter)
-	case class == provider.Retryable && retryAfter > 0:
-		// The throttling budget is spent: give up below.
-	case class == provider.Retryable && job.Attempt < job.MaxAttempts:
-		if err := retry(store.AttemptFailed); err != nil {
+	case retryLater:
+		if err := w.backToPending(bg, it, job, class, cause, attempt, store.AttemptFailed); err != nil {
 			return err
 		}
 		log.InfoContext(ctx, "image attempt failed; will retry", "err", cause, "max_attempts", job.MaxAttempts)
 		return fmt.Errorf("item %d: %w", it.ID, cause)
 	}
+	return w.giveUp(ctx, bg, log, job, it, class, cause, attempt, out.RateLimited, retryAfter > 0)
+}
 
+// verdict is what becomes of a failed run.
+type verdict int
+
+const (
+	handBack   verdict = iota // the process stops: the job goes back, no attempt used
+	waitOut                   // the provider asked to wait: snooze, no attempt used
+	retryLater                // a retryable error: River retries with backoff
+	giveUpNow                 // not retryable, or out of attempts or waits
+)
+
+// verdict decides, after a run failed with class, what River does next.
+func (w *ImageWorker) verdict(ctx context.Context, job *river.Job[ImageArgs], class provider.Class, retryAfter time.Duration, out jobOutput) verdict {
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The process is shutting down (River's StopAndCancel).
+		return handBack
+	case class != provider.Retryable:
+		return giveUpNow
+	case retryAfter > 0 && out.RateLimited < w.Policy.Normalized().MaxThrottled:
+		return waitOut
+	case retryAfter == 0 && job.Attempt < job.MaxAttempts:
+		return retryLater
+	}
+	return giveUpNow
+}
+
+// backToPending records a failed attempt of a run that will be tried
+// again, and moves the item back to pending with the error.
+func (w *ImageWorker) backToPending(ctx context.Context, it store.Item, job *river.Job[ImageArgs], class provider.Class,
+	cause error, attempt store.Attempt, status store.AttemptStatus) error {
+	attempt.Status = status
+	return w.DB.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := w.DB.UpdateItemStatus(ctx, tx, it.ID, store.ItemUpdate{
+			Status: store.ItemPending, Error: cause.Error(), ErrorClass: string(class),
+			Attempts: int64(job.Attempt), From: []store.ItemStatus{store.ItemRunning},
+		}); err != nil {
+			return err
+		}
+		_, err := w.DB.RecordAttempt(ctx, tx, attempt)
+		return err
+	})
+}
+
+// giveUp fails the item for good: its failure, attempt, counters and the
+// release of its reservation in one transaction, then the batch's settle.
+func (w *ImageWorker) giveUp(ctx, bg context.Context, log *slog.Logger, job *river.Job[ImageArgs], it store.Item,
+	class provider.Class, cause error, attempt store.Attempt, waited int, throttled bool) error {
 	msg := cause.Error()
 	switch {
-	case class == provider.Retryable && retryAfter > 0:
-		msg = fmt.Sprintf("%s (gave up after waiting out %d rate limits)", msg, out.RateLimited)
+	case class == provider.Retryable && throttled:
+		msg = fmt.Sprintf("%s (gave up after waiting out %d rate limits)", msg, waited)
 	case class == provider.Retryable:
 		msg = fmt.Sprintf("%s (gave up after %d attempts)", msg, job.Attempt)
 	}

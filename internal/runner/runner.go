@@ -309,42 +309,10 @@ func execute(soft, hard context.Context, cfg Config, st *runstate.State, root *o
 			}
 		}()
 	}
-
 	feedErr := make(chan error, 1)
 	go func() {
 		defer close(work)
-		var after int64
-		for {
-			rows, err := st.Page(hard, after, 500)
-			if err != nil {
-				feedErr <- err
-				return
-			}
-			if len(rows) == 0 {
-				feedErr <- nil
-				return
-			}
-			for _, row := range rows {
-				after = row.Seq
-				var e entry
-				if err := json.Unmarshal(row.Record, &e); err != nil {
-					feedErr <- fmt.Errorf("state entry %s: %w", row.Key, err)
-					return
-				}
-				r := result{row: row, entry: e, file: row.Name + generate.Extension(e.Request.Format)}
-				if row.Status == manifest.StatusSucceeded && intact(root, row.File, row.SHA256) {
-					r.cached = true
-					results <- r
-					continue
-				}
-				select {
-				case work <- r:
-				case <-soft.Done():
-					feedErr <- nil
-					return
-				}
-			}
-		}
+		feedErr <- feed(soft, hard, st, root, work, results)
 	}()
 	go func() {
 		// The feeder may still be sending cached results after workers
@@ -352,13 +320,57 @@ func execute(soft, hard context.Context, cfg Config, st *runstate.State, root *o
 		wg.Wait()
 		close(results)
 	}()
-
 	cfg.Progress.Start(sum.Images)
+	firstErr := collect(soft, hard, cfg, st, results, sum)
+	if err := <-feedErr; err != nil && firstErr == nil {
+		firstErr = err
+	}
+	done := sum.Succeeded + sum.Failed
+	if p := sum.Images - done; p > sum.Pending {
+		sum.Pending = p
+	}
+	cfg.Progress.Finish()
+	return firstErr
+}
+
+// feed pages through the run's state in order: an image already made
+// (its file there with the recorded hash) goes straight to results, every
+// other one to the workers, until the state is read or soft is done.
+func feed(soft, hard context.Context, st *runstate.State, root *os.Root, work, results chan<- result) error {
+	var after int64
+	for {
+		rows, err := st.Page(hard, after, 500)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		for _, row := range rows {
+			after = row.Seq
+			var e entry
+			if err := json.Unmarshal(row.Record, &e); err != nil {
+				return fmt.Errorf("state entry %s: %w", row.Key, err)
+			}
+			r := result{row: row, entry: e, file: row.Name + generate.Extension(e.Request.Format)}
+			if row.Status == manifest.StatusSucceeded && intact(root, row.File, row.SHA256) {
+				r.cached = true
+				results <- r
+				continue
+			}
+			select {
+			case work <- r:
+			case <-soft.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// collect counts the results as they come and records them in the state,
+// whatever else has finished by then in the same transaction. It returns
+// the first error recording them.
+func collect(soft, hard context.Context, cfg Config, st *runstate.State, results <-chan result, sum *Summary) error {
 	var firstErr error
 	var outs []runstate.Outcome
 	for r := range results {
-		// Take whatever else has finished too, and record it all in one
-		// transaction.
 		group := []result{r}
 	drain:
 		for len(group) < 256 {
@@ -384,14 +396,6 @@ func execute(soft, hard context.Context, cfg Config, st *runstate.State, root *o
 			}
 		}
 	}
-	if err := <-feedErr; err != nil && firstErr == nil {
-		firstErr = err
-	}
-	done := sum.Succeeded + sum.Failed
-	if p := sum.Images - done; p > sum.Pending {
-		sum.Pending = p
-	}
-	cfg.Progress.Finish()
 	return firstErr
 }
 

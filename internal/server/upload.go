@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path"
@@ -45,26 +46,56 @@ func (s *Server) maxUpload() int64 {
 // format, style, negative_prompt, n, seed and opt.<name> (which win over
 // the same fields in "defaults").
 func (s *Server) handleBatchUpload(w http.ResponseWriter, r *http.Request) error {
+	form := &uploadForm{plain: map[string]string{}}
+	defer form.remove()
+	if err := s.readUpload(w, r, form); err != nil {
+		return err
+	}
+	spec := batchSpec{}
+	if err := applyForm(&spec, form.defaults, form.plain); err != nil {
+		return err
+	}
+	spec.SourceFile = form.fileName
+	if spec.Name == "" {
+		spec.Name = form.fileName
+	}
+	// The batch service reads the file twice (to check and price it, then
+	// to write it): each read starts from the beginning.
+	return s.createBatch(w, r, spec, batch.InputFunc(func() (batch.RowSource, error) {
+		if _, err := form.file.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("rewind upload: %w", err)
+		}
+		return openInput(form.fileName, form.file, input.Options{})
+	}))
+}
+
+// uploadForm is a batch upload as read: the file, spooled to a temporary
+// file, and the other form fields.
+type uploadForm struct {
+	file     *os.File
+	fileName string
+	defaults []byte            // the "defaults" JSON object, if given
+	plain    map[string]string // every other field
+}
+
+// remove deletes the spooled file.
+func (f *uploadForm) remove() {
+	if f.file != nil {
+		_ = f.file.Close()
+		_ = os.Remove(f.file.Name())
+	}
+}
+
+// readUpload reads r's multipart body into form: one "file" part streamed
+// to a temporary file under the upload limit, each other field up to
+// maxFormField bytes, none twice.
+func (s *Server) readUpload(w http.ResponseWriter, r *http.Request, form *uploadForm) error {
 	limit := s.maxUpload()
 	r.Body = http.MaxBytesReader(w, r.Body, limit+formOverhead)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return Errorf(http.StatusBadRequest, "invalid_multipart", "cannot read the multipart body: %v", err)
 	}
-
-	spec := batchSpec{}
-	var (
-		tmp      *os.File
-		fileName string
-		defaults []byte
-		plain    = map[string]string{}
-	)
-	defer func() {
-		if tmp != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -75,59 +106,53 @@ func (s *Server) handleBatchUpload(w http.ResponseWriter, r *http.Request) error
 		}
 		field := part.FormName()
 		if field == "file" {
-			if tmp != nil {
-				return Errorf(http.StatusBadRequest, "invalid_multipart", "send one file part, not several")
-			}
-			fileName = cleanFileName(part.FileName())
-			if tmp, err = os.CreateTemp(s.ext.UploadDir, "bulkgen-upload-*"); err != nil {
-				return fmt.Errorf("create upload file: %w", err)
-			}
-			// One byte over the limit proves the file too big without
-			// reading any further.
-			n, err := io.Copy(tmp, io.LimitReader(part, limit+1))
-			if err != nil {
-				return uploadReadError(err, limit)
-			}
-			if n > limit {
-				return fileTooLarge(limit)
+			if err := s.spool(form, part, limit); err != nil {
+				return err
 			}
 			continue
 		}
 		value, err := io.ReadAll(io.LimitReader(part, maxFormField+1))
-		if err != nil {
+		switch {
+		case err != nil:
 			return uploadReadError(err, limit)
-		}
-		if len(value) > maxFormField {
+		case len(value) > maxFormField:
 			return Errorf(http.StatusRequestEntityTooLarge, "field_too_large", "form field %q is larger than %d bytes", field, maxFormField)
-		}
-		if field == "defaults" {
-			defaults = value
+		case field == "defaults":
+			form.defaults = value
 			continue
 		}
-		if _, dup := plain[field]; dup {
+		if _, dup := form.plain[field]; dup {
 			return Errorf(http.StatusBadRequest, "invalid_multipart", "form field %q is given twice", field)
 		}
-		plain[field] = string(value)
+		form.plain[field] = string(value)
 	}
-	if tmp == nil {
+	if form.file == nil {
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_multipart", Message: `the form has no "file" part`,
 			Details: map[string]string{"field": "file"}}
 	}
-	if err := applyForm(&spec, defaults, plain); err != nil {
-		return err
+	return nil
+}
+
+// spool streams the file part to a temporary file in the upload folder.
+func (s *Server) spool(form *uploadForm, part *multipart.Part, limit int64) error {
+	if form.file != nil {
+		return Errorf(http.StatusBadRequest, "invalid_multipart", "send one file part, not several")
 	}
-	spec.SourceFile = fileName
-	if spec.Name == "" {
-		spec.Name = fileName
+	form.fileName = cleanFileName(part.FileName())
+	var err error
+	if form.file, err = os.CreateTemp(s.ext.UploadDir, "bulkgen-upload-*"); err != nil {
+		return fmt.Errorf("create upload file: %w", err)
 	}
-	// The batch service reads the file twice (to check and price it, then
-	// to write it): each read starts from the beginning.
-	return s.createBatch(w, r, spec, batch.InputFunc(func() (batch.RowSource, error) {
-		if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("rewind upload: %w", err)
-		}
-		return openInput(fileName, tmp, input.Options{})
-	}))
+	// One byte over the limit proves the file too big without reading any
+	// further.
+	n, err := io.Copy(form.file, io.LimitReader(part, limit+1))
+	if err != nil {
+		return uploadReadError(err, limit)
+	}
+	if n > limit {
+		return fileTooLarge(limit)
+	}
+	return nil
 }
 
 // uploadReadError classifies a failure to read the request body: over the
@@ -167,7 +192,7 @@ func cleanFileName(name string) string {
 }
 
 // applyForm fills spec from the form: the "defaults" JSON object first,
-// then the plain fields.
+// then the plain fields (formFields, or opt.<name> for a provider option).
 func applyForm(spec *batchSpec, defaults []byte, plain map[string]string) error {
 	if len(bytes.TrimSpace(defaults)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(defaults))
@@ -180,75 +205,88 @@ func applyForm(spec *batchSpec, defaults []byte, plain map[string]string) error 
 			return jsonError(err)
 		}
 	}
-	badField := func(field, want string) error {
-		return &Error{Status: http.StatusBadRequest, Code: "invalid_field", Message: fmt.Sprintf("form field %q must be %s", field, want),
-			Details: map[string]string{"field": field}}
-	}
-	d := &spec.Defaults
 	for field, v := range plain {
-		var err error
-		switch field {
-		case "name":
-			spec.Name = v
-		case "template":
-			spec.Template = v
-		case "name_template":
-			spec.NameTemplate = v
-		case "project_id":
-			if spec.ProjectID, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil {
-				return badField(field, "a project id")
-			}
-		case "max_images":
-			if spec.MaxImages, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
-				return badField(field, "a whole number")
-			}
-		case "combinatorial":
-			if spec.Combinatorial, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
-				return badField(field, "true or false")
-			}
-		case "max_cost":
-			if spec.MaxCost, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil || spec.MaxCost < 0 {
-				return badField(field, "a whole number of credits")
-			}
-		case "dry_run":
-			if spec.DryRun, err = strconv.ParseBool(strings.TrimSpace(v)); err != nil {
-				return badField(field, "true or false")
-			}
-		case "model":
-			d.Model = v
-		case "size":
-			d.Size = v
-		case "aspect_ratio":
-			d.AspectRatio = v
-		case "quality":
-			d.Quality = v
-		case "format":
-			d.Format = v
-		case "style":
-			d.Style = v
-		case "negative_prompt":
-			d.NegativePrompt = v
-		case "n":
-			if d.N, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
-				return badField(field, "a whole number")
-			}
-		case "seed":
-			seed, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil {
-				return badField(field, "a whole number")
-			}
-			d.Seed = &seed
-		default:
-			opt, ok := strings.CutPrefix(field, input.OptPrefix)
-			if !ok || strings.TrimSpace(opt) == "" {
-				return &Error{Status: http.StatusBadRequest, Code: "unknown_field", Message: fmt.Sprintf("unknown form field %q", field),
+		if set, ok := formFields[field]; ok {
+			if want := set(spec, v); want != "" {
+				return &Error{Status: http.StatusBadRequest, Code: "invalid_field", Message: fmt.Sprintf("form field %q must be %s", field, want),
 					Details: map[string]string{"field": field}}
 			}
-			if d.Options == nil {
-				d.Options = map[string]string{}
-			}
-			d.Options[strings.TrimSpace(opt)] = v
+			continue
 		}
+		opt, ok := strings.CutPrefix(field, input.OptPrefix)
+		if !ok || strings.TrimSpace(opt) == "" {
+			return &Error{Status: http.StatusBadRequest, Code: "unknown_field", Message: fmt.Sprintf("unknown form field %q", field),
+				Details: map[string]string{"field": field}}
+		}
+		if spec.Defaults.Options == nil {
+			spec.Defaults.Options = map[string]string{}
+		}
+		spec.Defaults.Options[strings.TrimSpace(opt)] = v
 	}
 	return nil
+}
+
+// formFields set a batch from the upload form's plain fields, named as in
+// the JSON request (the defaults without their "defaults." prefix). Each
+// returns what the value should have been, or "" when it is fine.
+var formFields = map[string]func(spec *batchSpec, v string) string{
+	"name":            text(func(s *batchSpec) *string { return &s.Name }),
+	"template":        text(func(s *batchSpec) *string { return &s.Template }),
+	"name_template":   text(func(s *batchSpec) *string { return &s.NameTemplate }),
+	"model":           text(func(s *batchSpec) *string { return &s.Defaults.Model }),
+	"size":            text(func(s *batchSpec) *string { return &s.Defaults.Size }),
+	"aspect_ratio":    text(func(s *batchSpec) *string { return &s.Defaults.AspectRatio }),
+	"quality":         text(func(s *batchSpec) *string { return &s.Defaults.Quality }),
+	"format":          text(func(s *batchSpec) *string { return &s.Defaults.Format }),
+	"style":           text(func(s *batchSpec) *string { return &s.Defaults.Style }),
+	"negative_prompt": text(func(s *batchSpec) *string { return &s.Defaults.NegativePrompt }),
+	"project_id": func(s *batchSpec, v string) string {
+		return parsed(v, &s.ProjectID, "a project id", func(n int64) bool { return true })
+	},
+	"max_cost": func(s *batchSpec, v string) string {
+		return parsed(v, &s.MaxCost, "a whole number of credits", func(n int64) bool { return n >= 0 })
+	},
+	"max_images": func(s *batchSpec, v string) string { return whole(v, &s.MaxImages) },
+	"n":          func(s *batchSpec, v string) string { return whole(v, &s.Defaults.N) },
+	"seed": func(s *batchSpec, v string) string {
+		var seed int64
+		if want := parsed(v, &seed, "a whole number", func(int64) bool { return true }); want != "" {
+			return want
+		}
+		s.Defaults.Seed = &seed
+		return ""
+	},
+	"combinatorial": func(s *batchSpec, v string) string { return boolean(v, &s.Combinatorial) },
+	"dry_run":       func(s *batchSpec, v string) string { return boolean(v, &s.DryRun) },
+}
+
+func text(field func(*batchSpec) *string) func(*batchSpec, string) string {
+	return func(s *batchSpec, v string) string { *field(s) = v; return "" }
+}
+
+func parsed(v string, dst *int64, want string, ok func(int64) bool) string {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil || !ok(n) {
+		return want
+	}
+	*dst = n
+	return ""
+}
+
+func whole(v string, dst *int) string {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return "a whole number"
+	}
+	*dst = n
+	return ""
+}
+
+func boolean(v string, dst *bool) string {
+	b, err := strconv.ParseBool(strings.TrimSpace(v))
+	if err != nil {
+		return "true or false"
+	}
+	*dst = b
+	return ""
 }

@@ -37,11 +37,21 @@ func (db *DB) LockBatches(p *Pipeline, ids []int64) {
 // StartBatch moves batch id from queued to running, stamping started_at,
 // and does nothing in any other status: it is the first image job's
 // "the batch has started" without a read of the batch first, and once the
-// batch runs it matches no row, so it takes no lock.
+// batch runs it matches no row.
 //
 // It is queued on p: the image workers start batches in their shared
-// transaction.
+// transaction, after they have moved items. A batch action (cancel, pause)
+// takes the batch's lock before it moves items, so on PostgreSQL waiting
+// for the batch's lock here could close a cycle with such an action; a
+// batch whose lock is held is skipped instead (the action changes its
+// status anyway, and a later start moves it if it is still queued).
 func (db *DB) StartBatch(p *Pipeline, id int64) {
+	if db.dialect == Postgres {
+		p.Queue(`UPDATE batches SET status = ?, started_at = COALESCE(started_at, ?)
+			WHERE id IN (SELECT id FROM batches WHERE id = ? AND status = ? FOR NO KEY UPDATE SKIP LOCKED)`,
+			[]any{string(BatchRunning), db.timeArg(db.timestamp()), id, string(BatchQueued)}, nil)
+		return
+	}
 	p.Queue(`UPDATE batches SET status = ?, started_at = COALESCE(started_at, ?) WHERE id = ? AND status = ?`,
 		[]any{string(BatchRunning), db.timeArg(db.timestamp()), id, string(BatchQueued)}, nil)
 }
