@@ -116,7 +116,7 @@ func cmdRun(ctx context.Context, args []string, getenv env, stdin io.Reader, std
 		Concurrency:  concurrency,
 		Policy:       generate.Policy{MaxAttempts: f.Retries, RetryMin: f.RetryDelay},
 		DryRun:       f.DryRun,
-		Command:      strings.Join(append([]string{"bulkgen", "run"}, args...), " "),
+		Command:      "bulkgen run " + shellQuote(args),
 		Progress:     progress,
 		Problems:     stderr,
 		Out:          stdout,
