@@ -85,10 +85,6 @@ func newCatalog() *Catalog {
 
 var loadDefault = sync.OnceValues(func() (*Catalog, error) { return Load(defaultJSON) })
 
-// LoadDefault returns the catalogue built from the embedded file, parsed
-// once per process.
-func LoadDefault() (*Catalog, error) { return loadDefault() }
-
 // Default returns the embedded catalogue. It never panics: should the
 // embedded file be broken (a test prevents that), it returns an empty
 // catalogue whose lookups all fail with the load error.

@@ -15,9 +15,9 @@ var today = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 func mustDefault(tb testing.TB) *Catalog {
 	tb.Helper()
-	c, err := LoadDefault()
+	c, err := Load(DefaultJSON())
 	if err != nil {
-		tb.Fatalf("LoadDefault: %v", err)
+		tb.Fatalf("Load: %v", err)
 	}
 	return c
 }

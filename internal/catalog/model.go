@@ -196,15 +196,6 @@ func (m *Model) Allows(w, h int) bool {
 	return ok
 }
 
-// RatioFor returns the model's native ratio entry matching rw:rh, if any.
-func (m *Model) RatioFor(rw, rh int) (Ratio, bool) {
-	i, ok := m.ratioIdx[reduce(rw, rh)]
-	if !ok {
-		return Ratio{}, false
-	}
-	return m.Ratios[i], true
-}
-
 // ratioName names the aspect of w x h: one of the model's ratios, a common
 // ratio, or (rarely, and allocating) the reduced W:H.
 func (m *Model) ratioName(w, h int) string {

@@ -16,7 +16,7 @@
 // Parse a template once (the result is immutable and safe to share), then
 // call [Expander.Count] to validate and size a row and [Expander.Expand] to
 // produce its prompts. File names use a sibling language, [ParseName], whose
-// output is always a safe relative path; [Unique] and [Claimer] keep names
+// output is always a safe relative path; [Unique] keeps names
 // distinct within a batch.
 //
 // User-facing documentation lives in docs/templates.md.

@@ -214,7 +214,7 @@ func satMul(a, b int64) int64 {
 // stopping early when yield returns false. index is the 0-based combination
 // index. In seeded mode it yields exactly one prompt, each variant and
 // wildcard chosen from seed, so the same seed always gives the same prompt:
-// pass the row's seed (ImageSeed with index 0) for one prompt per row, as
+// pass the row's seed for one prompt per row, as
 // docs/templates.md promises, or each image's seed to vary them. Errors are
 // those of Count and come before any prompt is yielded.
 func (e *Expander) Expand(t *Template, vars map[string]string, seed int64, yield func(index int, prompt string) bool) error {

@@ -3,7 +3,6 @@ package expand
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"strconv"
 )
 
 // MaxSeed is the largest seed bulkgen derives or accepts as an offset base:
@@ -26,30 +25,6 @@ func DeriveSeed(parts ...string) int64 {
 	}
 	sum := sha256.Sum256(b)
 	return int64(binary.BigEndian.Uint64(sum[:8])%MaxSeed) + 1
-}
-
-// ImageSeed returns the seed of the image at index (0-based) of a row.
-//
-// With an explicit seed s the images get s, s+1, s+2 … (wrapping from
-// MaxSeed back to 0), the convention of AUTOMATIC1111 and ComfyUI batches,
-// so "seed 42, n 4" reproduces what the user saw there. An explicit seed
-// outside [0, MaxSeed] (a negative "random" marker, or a value validation
-// will refuse) is kept unchanged for every image.
-//
-// Without one, the seed is DeriveSeed(rowKey..., index): stable across
-// re-runs as long as rowKey is. A good rowKey is what identifies the row to
-// the user, for example the source file name and line.
-func ImageSeed(explicit int64, hasExplicit bool, index int, rowKey ...string) int64 {
-	if hasExplicit {
-		if explicit < 0 || explicit > MaxSeed {
-			return explicit
-		}
-		return (explicit + int64(index)) % (MaxSeed + 1)
-	}
-	parts := make([]string, 0, len(rowKey)+1)
-	parts = append(parts, rowKey...)
-	parts = append(parts, "#"+strconv.Itoa(index))
-	return DeriveSeed(parts...)
 }
 
 // choose picks one of n options for the variant or wildcard numbered id

@@ -1,36 +1,15 @@
 package expand
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 )
 
-// maxClaimTries bounds the search for a free name, so a broken Claimer
-// backend that reports every name as taken fails instead of looping forever.
-const maxClaimTries = 1_000_000
-
-// ErrNoFreeName is returned by ClaimFunc when no candidate was free.
-var ErrNoFreeName = errors.New("no free file name")
-
-// Claimer hands out file names that are unique within a batch. Claim
-// returns name itself if it was free, otherwise a variant of it (see
-// NextCandidate), and records the result as taken. Names are compared
-// case-insensitively because Windows and macOS filesystems are. An
-// implementation backed by a database returns its errors; the in-memory
-// Unique never fails.
-type Claimer interface {
-	Claim(name string) (string, error)
-}
-
 // NextCandidate returns the k-th candidate for name: name itself for
 // k <= 1, otherwise name with "-k" inserted before its extension
 // ("cat.png", 3 → "cat-3.png"; "cat", 2 → "cat-2"). Only the last path
-// segment is changed. A database-backed Claimer tries k = 1, 2, … until an
-// insert under a unique, case-folded index succeeds; ClaimFunc does that
-// loop.
+// segment is changed.
 func NextCandidate(name string, k int) string {
 	if k <= 1 {
 		return name
@@ -53,23 +32,6 @@ func splitExt(name string) (base, ext string) {
 		}
 	}
 	return name[:dot], name[dot:]
-}
-
-// ClaimFunc finds the first free candidate for name. taken reports whether
-// a candidate is already used (and, for a database, may claim it in the
-// same step by inserting it, reporting a unique-key conflict as taken).
-func ClaimFunc(name string, taken func(candidate string) (bool, error)) (string, error) {
-	for k := 1; k <= maxClaimTries; k++ {
-		c := NextCandidate(name, k)
-		used, err := taken(c)
-		if err != nil {
-			return "", fmt.Errorf("claim file name %q: %w", c, err)
-		}
-		if !used {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("claim file name %q: %w", name, ErrNoFreeName)
 }
 
 // Unique is an in-memory, case-insensitive set of claimed names for one
@@ -111,15 +73,6 @@ func (u *Unique) Claim(name string) string {
 		}
 	}
 }
-
-// Claimer returns u as a Claimer, for code written against the interface.
-func (u *Unique) Claimer() Claimer { return uniqueClaimer{u} }
-
-type uniqueClaimer struct{ u *Unique }
-
-func (c uniqueClaimer) Claim(name string) (string, error) { return c.u.Claim(name), nil }
-
-var _ Claimer = uniqueClaimer{}
 
 // foldKey is the comparison key for names. Full Unicode case folding
 // differs between filesystems; lower-casing covers the cases that matter

@@ -1,7 +1,6 @@
 package expand
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -78,11 +77,7 @@ func TestUniqueConcurrent(t *testing.T) {
 	for range workers {
 		wg.Go(func() {
 			for range each {
-				got, err := u.Claimer().Claim("same.png")
-				if err != nil {
-					t.Error(err)
-					return
-				}
+				got := u.Claim("same.png")
 				mu.Lock()
 				if seen[got] {
 					t.Errorf("%q handed out twice", got)
@@ -95,48 +90,6 @@ func TestUniqueConcurrent(t *testing.T) {
 	wg.Wait()
 	if len(seen) != workers*each {
 		t.Errorf("%d names, want %d", len(seen), workers*each)
-	}
-}
-
-// tableClaimer stands in for a database-backed Claimer: a case-folded
-// unique index that ClaimFunc probes.
-type tableClaimer struct {
-	rows map[string]bool
-	fail error
-}
-
-func (c *tableClaimer) Claim(name string) (string, error) {
-	return ClaimFunc(name, func(candidate string) (bool, error) {
-		if c.fail != nil {
-			return false, c.fail
-		}
-		key := strings.ToLower(candidate)
-		if c.rows[key] {
-			return true, nil
-		}
-		c.rows[key] = true
-		return false, nil
-	})
-}
-
-var _ Claimer = (*tableClaimer)(nil)
-
-func TestClaimFunc(t *testing.T) {
-	t.Parallel()
-	c := &tableClaimer{rows: map[string]bool{"cat.png": true, "cat-2.png": true}}
-	got, err := c.Claim("Cat.png")
-	if err != nil || got != "Cat-3.png" {
-		t.Errorf("got %q, %v; want Cat-3.png", got, err)
-	}
-	boom := errors.New("db down")
-	c.fail = boom
-	if _, err := c.Claim("dog.png"); !errors.Is(err, boom) {
-		t.Errorf("error = %v, want the backend's error wrapped", err)
-	}
-	calls := 0
-	_, err = ClaimFunc("x", func(string) (bool, error) { calls++; return true, nil })
-	if !errors.Is(err, ErrNoFreeName) || calls != maxClaimTries {
-		t.Errorf("always-taken backend: %v after %d calls, want ErrNoFreeName after %d", err, calls, maxClaimTries)
 	}
 }
 

@@ -151,17 +151,6 @@ func EscapeCell(s string) string {
 	return s
 }
 
-// UnescapeCell reverses EscapeCell for a cell read back from a manifest.
-func UnescapeCell(s string) string {
-	if len(s) >= 2 && s[0] == '\'' {
-		switch s[1] {
-		case '=', '+', '-', '@', '\t', '\r':
-			return s[1:]
-		}
-	}
-	return s
-}
-
 // JSONLWriter writes manifest.jsonl one record at a time.
 type JSONLWriter struct {
 	enc *json.Encoder

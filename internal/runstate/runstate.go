@@ -131,9 +131,6 @@ func checkFormat(ctx context.Context, db *sql.DB, outDir string) error {
 // Close closes the database.
 func (s *State) Close() error { return s.db.Close() }
 
-// Run is this run's number.
-func (s *State) Run() int64 { return s.run }
-
 // Claimer claims rows inside one transaction; planning 100,000 rows in
 // batches of transactions is what keeps the state fast.
 type Claimer struct {

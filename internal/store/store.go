@@ -242,10 +242,6 @@ func (db *DB) Close() error {
 	return errors.Join(errs...)
 }
 
-// SetClock replaces the clock used for created_at and similar columns.
-// It exists for tests and must be called before the DB is shared.
-func (db *DB) SetClock(now func() time.Time) { db.now = now }
-
 // timestamp returns the current time at the precision both databases keep.
 func (db *DB) timestamp() time.Time {
 	return db.now().UTC().Truncate(time.Microsecond)
