@@ -26,9 +26,10 @@ test-pg: ## every package whose tests use a database, again on PostgreSQL
 fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
-lint: ## go vet, gofmt, and no test packages in the shipped binary
+lint: ## go vet, gofmt, no merge conflict markers, and no test packages in the shipped binary
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@if git grep -nE '^(<<<<<<<|>>>>>>>) ' -- . ':!*.txtar' 2>/dev/null; then echo "merge conflict markers left in the files above"; exit 1; fi
 	@deps=$$($(GO) list -deps ./cmd/bulkgen | grep -Ex 'testing|net/http/httptest' || true); if [ -n "$$deps" ]; then echo "the bulkgen binary links test packages: $$deps"; exit 1; fi
 
 bench: bench-ingest bench-run ## the README's benchmarks
