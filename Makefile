@@ -3,6 +3,8 @@ GO        ?= go
 PG_URL    ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 FUZZTIME  ?= 10s
 BIN       ?= bin/bulkgen
+# where go install puts tools (scripts/test-deps.sh installs golangci-lint there)
+GOBIN_DIR := $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)
 
 .PHONY: help build run test test-unit test-pg fuzz lint bench bench-ingest bench-run
 
@@ -26,8 +28,9 @@ test-pg: ## every package whose tests use a database, again on PostgreSQL
 fuzz: ## run every fuzz target briefly ($(FUZZTIME) each)
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
-lint: ## go vet, gofmt, no merge conflict markers, and no test packages in the shipped binary
+lint: ## go vet, gofmt, golangci-lint (.golangci.yml), no merge conflict markers, and no test packages in the shipped binary
 	$(GO) vet ./...
+	$(GOBIN_DIR)/golangci-lint run ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@if git grep -nE '^(<<<<<<<|>>>>>>>) ' -- . ':!*.txtar' 2>/dev/null; then echo "merge conflict markers left in the files above"; exit 1; fi
 	@deps=$$($(GO) list -deps ./cmd/bulkgen | grep -Ex 'testing|net/http/httptest' || true); if [ -n "$$deps" ]; then echo "the bulkgen binary links test packages: $$deps"; exit 1; fi

@@ -43,3 +43,14 @@ else
   (cd / && GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
   echo "test-deps: versitygw installed in $gobin"
 fi
+
+# golangci-lint: make lint runs it with .golangci.yml. Built from the Go
+# module proxy like versitygw, and only when the pinned version is missing.
+GOLANGCI_LINT_VERSION=v2.15.0
+if go version -m "$gobin/golangci-lint" 2>/dev/null | grep -q "^[[:space:]]*mod[[:space:]]*github.com/golangci/golangci-lint/v2[[:space:]]*$GOLANGCI_LINT_VERSION[[:space:]]"; then
+  echo "test-deps: golangci-lint $GOLANGCI_LINT_VERSION is installed"
+else
+  echo "test-deps: installing golangci-lint $GOLANGCI_LINT_VERSION (a few minutes the first time)"
+  (cd / && GOFLAGS= go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
+  echo "test-deps: golangci-lint installed in $gobin"
+fi

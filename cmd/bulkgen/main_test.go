@@ -44,25 +44,6 @@ type result struct {
 	code           int
 }
 
-// bulkgen runs the binary with a clean environment (no provider keys).
-func bulkgen(t *testing.T, dir string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = dir
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run bulkgen: %v", err)
-	}
-	return result{out.String(), errb.String(), code}
-}
-
 // shell runs a command line with sh, with the binary first on PATH, as a
 // user pasting it would.
 func shell(t *testing.T, dir, line string) result {

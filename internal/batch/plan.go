@@ -431,7 +431,7 @@ func varsDigest(vars map[string]string) string {
 		for i := 0; i < len(k); i++ {
 			h = (h ^ uint64(k[i])) * 1099511628211
 		}
-		h = (h ^ 0) * 1099511628211
+		h *= 1099511628211 // a zero byte between key and value
 		for i := 0; i < len(v); i++ {
 			h = (h ^ uint64(v[i])) * 1099511628211
 		}

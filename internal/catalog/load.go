@@ -569,7 +569,7 @@ func buildPrice(m *Model, pj *priceJSON, fe *fieldErrs) {
 			fe.add(field+".max_pixels", "tiers must have increasing max_pixels, 0 (any) only last")
 		}
 		prev = t.MaxPixels
-		m.Price.Tiers = append(m.Price.Tiers, PriceTier{MaxPixels: t.MaxPixels, Base: t.Base, ByQuality: t.ByQuality})
+		m.Price.Tiers = append(m.Price.Tiers, PriceTier(t))
 	}
 }
 

@@ -137,7 +137,7 @@ func CheckName(name string) error {
 	case name == "":
 		return fmt.Errorf("zip entry name is empty")
 	case strings.Contains(name, ".."):
-		return fmt.Errorf("zip entry name %q contains ..", name)
+		return fmt.Errorf("zip entry name %q contains \"..\"", name)
 	case strings.ContainsAny(name, "\\\x00:"):
 		return fmt.Errorf("zip entry name %q contains a backslash, colon or NUL", name)
 	case strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//"):

@@ -136,7 +136,6 @@ func (s *State) Close() error { return s.db.Close() }
 type Claimer struct {
 	s  *State
 	tx *sql.Tx
-	n  int
 }
 
 // Begin starts a claiming transaction.

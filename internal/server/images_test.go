@@ -27,17 +27,17 @@ type imageOut struct {
 
 // finishedBatch makes a batch of prompts whose items all succeeded and
 // returns it with its images.
-func (tb *testBundle) finishedBatch(t *testing.T, prompts ...string) (int64, []store.Image) {
+func (b *testBundle) finishedBatch(t *testing.T, prompts ...string) (int64, []store.Image) {
 	t.Helper()
-	id := tb.createBatch(t, tb.A, prompts...)
+	id := b.createBatch(t, b.A, prompts...)
 	var ims []store.Image
-	for _, it := range tb.items(t, tb.A, id) {
-		ims = append(ims, tb.completeItem(t, it))
+	for _, it := range b.items(t, b.A, id) {
+		ims = append(ims, b.completeItem(t, it))
 	}
-	if err := tb.DB.SetBatchStatus(t.Context(), tb.DB.Writer(), id, store.BatchRunning); err != nil {
+	if err := b.DB.SetBatchStatus(t.Context(), b.DB.Writer(), id, store.BatchRunning); err != nil {
 		t.Fatal(err)
 	}
-	if err := tb.DB.SetBatchStatus(t.Context(), tb.DB.Writer(), id, store.BatchSucceeded); err != nil {
+	if err := b.DB.SetBatchStatus(t.Context(), b.DB.Writer(), id, store.BatchSucceeded); err != nil {
 		t.Fatal(err)
 	}
 	return id, ims
@@ -303,9 +303,9 @@ func TestImageRegenerateRefusals(t *testing.T) {
 }
 
 // itemByID reads one item of the batch.
-func (tb *testBundle) itemByID(t *testing.T, batchID, id int64) store.Item {
+func (b *testBundle) itemByID(t *testing.T, batchID, id int64) store.Item {
 	t.Helper()
-	for _, it := range tb.items(t, tb.A, batchID) {
+	for _, it := range b.items(t, b.A, batchID) {
 		if it.ID == id {
 			return it
 		}

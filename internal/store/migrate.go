@@ -170,7 +170,10 @@ func (db *DB) migrateRiver(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		if err := db.Tx(ctx, func(tx *sql.Tx) error {
-			res, err = m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil)
+			// One transaction with ours, so a failed start leaves neither half
+			// applied; River's own migrations for SQLite all batch safely.
+			res, err = m.MigrateTx(ctx, tx, rivermigrate.DirectionUp, nil) //nolint:staticcheck // see above
+
 			return err
 		}); err != nil {
 			return 0, err

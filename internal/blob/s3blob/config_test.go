@@ -164,7 +164,7 @@ func TestConfigHidesSecrets(t *testing.T) {
 		"%v":   fmt.Sprintf("%v", cfg),
 		"%+v":  fmt.Sprintf("%+v", cfg),
 		"%#v":  fmt.Sprintf("%#v", cfg),
-		"%s":   fmt.Sprintf("%s", cfg),
+		"%s":   cfg.String(),
 		"&%v":  fmt.Sprintf("%v", &cfg),
 	}
 	for verb, out := range outputs {
